@@ -1,0 +1,96 @@
+"""The HTTP API for backends: presence of a page, and who holds a claim.
+
+Every answer is JSON, errors included: ``{"error": CODE, "message": TEXT}``
+with a matching status, never an HTML page or a stack trace.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from .errors import DibsError, InvalidRequest, NotClaimed, NotHolder
+from .service import Service
+from .validation import action_field, text_field, MAX_HREF
+
+logger = logging.getLogger(__name__)
+
+blueprint = Blueprint("api", __name__, url_prefix="/api")
+
+
+def service() -> Service:
+    """Return the Dibs service of the current Flask app."""
+    return current_app.extensions["dibs"]
+
+
+def page_argument() -> str:
+    """Return the page key named by the ``page`` query argument."""
+    raw = text_field(request.args, "page", MAX_HREF)
+    return service().key_of(raw)
+
+
+def action_argument() -> str:
+    """Return the validated ``action`` query argument."""
+    return action_field(request.args)
+
+
+def find_claim(page: str, action: str) -> dict[str, Any]:
+    """Return the claim on ``action`` of ``page``, or raise :class:`NotClaimed`."""
+    for claim in service().registry.view(page).claims:
+        if claim["action"] == action:
+            return claim
+    raise NotClaimed(f"nobody holds {action!r} on {page!r}")
+
+
+@blueprint.get("/presence")
+def presence() -> Any:
+    """Return PRESENCE of the page named by ``page``."""
+    return jsonify(service().registry.view(page_argument()).presence())
+
+
+@blueprint.get("/claims")
+def get_claim() -> Any:
+    """Return the claim on ``action`` of ``page``; with ``user`` (and ``token``),
+    answer whether that user holds it (with that token)."""
+    page = page_argument()
+    action = action_argument()
+    claim = find_claim(page, action)
+
+    user = request.args.get("user")
+    token = request.args.get("token")
+    if token is not None and not token.isdigit():
+        raise InvalidRequest(f"token must be a whole number, got {token!r}")
+    if user is not None and claim["user"] != user:
+        raise NotHolder(f"{action!r} is held by {claim['name']}", claim=claim)
+    if token is not None and claim["token"] != int(token):
+        raise NotHolder(f"token {token} is not the current one", claim=claim)
+    return jsonify(claim)
+
+
+@blueprint.delete("/claims")
+def force_release() -> Any:
+    """Release a claim whoever holds it, and tell the page."""
+    page = page_argument()
+    action = action_argument()
+    dibs = service()
+
+    claim, changes = dibs.registry.force_release(page, action, dibs.now())
+    dibs.fanout.publish(changes)
+    logger.info("force-release %s on %s held by %s", action, page, claim["user"])
+    return jsonify({"ok": True, "released": claim})
+
+
+@blueprint.errorhandler(DibsError)
+def dibs_error(error: DibsError) -> Any:
+    body = error.reply()
+    del body["ok"]
+    return jsonify(body), error.status
+
+
+@blueprint.errorhandler(HTTPException)
+def http_error(error: HTTPException) -> Any:
+    code = (error.name or "error").lower().replace(" ", "_")
+    return jsonify({"error": code, "message": error.description}), error.code

@@ -1,0 +1,99 @@
+"""The application factory: a Flask app and a Socket.IO server in one WSGI app."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import socketio
+from flask import Flask
+
+from . import api, legacy, pages, protocol, sweeper, websocket
+from .fanout import Fanout
+from .registry import MemoryRegistry, Registry
+from .service import Service
+from .settings import Settings
+from .sockets import DibsSocketServer, register_unknown_event_handler
+
+logger = logging.getLogger(__name__)
+
+ROOT = Path(__file__).resolve().parent.parent
+MAX_MESSAGE_BYTES = 64 * 1024
+
+
+class DibsApp(socketio.WSGIApp):
+    """The WSGI app Dibs serves: Socket.IO on each configured path, Flask elsewhere.
+
+    Old clients connect on ``/dibs`` and new ones on ``/socket.io``; every
+    alias is rewritten to the first path before python-socketio sees it.
+    """
+
+    def __init__(self, service: Service, flask_app: Flask) -> None:
+        paths = service.settings.socketio_paths
+        super().__init__(service.sio, flask_app, socketio_path=paths[0])
+        self.service = service
+        self.flask_app = flask_app
+        self.aliases = tuple(f"/{path}/" for path in paths[1:])
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO") or ""
+        for alias in self.aliases:
+            if path.startswith(alias):
+                environ["PATH_INFO"] = self.engineio_path + path[len(alias) :]
+                break
+        return super().__call__(environ, start_response)
+
+
+def create_registry(settings: Settings) -> Registry:
+    """Return the registry the settings ask for."""
+    return MemoryRegistry(
+        grace_seconds=settings.grace_seconds,
+        claim_ttl_seconds=settings.claim_ttl_seconds,
+        max_claims_per_user=settings.max_claims_per_user,
+    )
+
+
+def create_socket_server(settings: Settings) -> DibsSocketServer:
+    """Return the Socket.IO server, tuned from the settings."""
+    sio = DibsSocketServer(
+        async_mode="gevent",
+        ping_interval=settings.ping_interval,
+        ping_timeout=settings.ping_timeout,
+        max_http_buffer_size=MAX_MESSAGE_BYTES,
+        # Events of one connection run in order, in its own greenlet: a claim
+        # sent right after a visit must see that visit.
+        async_handlers=False,
+        cors_allowed_origins="*",
+    )
+    websocket.install(sio.eio, max_message_size=MAX_MESSAGE_BYTES)
+    return sio
+
+
+def create_app(settings: Settings | None = None, registry: Registry | None = None) -> DibsApp:
+    """Build the Dibs WSGI app.
+
+    :param settings: the configuration; read from the environment if omitted.
+    :param registry: where presence lives; built from the settings if omitted.
+    """
+    settings = settings or Settings.from_env()
+    registry = registry or create_registry(settings)
+    sio = create_socket_server(settings)
+    service = Service(settings, registry, sio, Fanout(sio, registry, settings.legacy_scope))
+
+    protocol.register(service)
+    legacy.register(service)
+    register_unknown_event_handler(sio)
+
+    flask_app = Flask(
+        "dibs",
+        root_path=str(ROOT),
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    flask_app.extensions["dibs"] = service
+    flask_app.register_blueprint(pages.blueprint)
+    flask_app.register_blueprint(api.blueprint)
+
+    sweeper.start(service)
+    return DibsApp(service, flask_app)

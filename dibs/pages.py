@@ -1,0 +1,42 @@
+"""The pages Dibs serves to people: the test page, the health check, the
+browser Socket.IO client."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, render_template, send_file
+
+from .service import Service
+
+ROOT = Path(__file__).resolve().parent.parent
+SOCKETIO_CLIENT = ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+
+blueprint = Blueprint("pages", __name__)
+
+
+def service() -> Service:
+    return current_app.extensions["dibs"]
+
+
+@blueprint.get("/")
+def test_page() -> Any:
+    """Serve the manual test page."""
+    return render_template("index.html")
+
+
+@blueprint.get("/healthz")
+def health() -> Any:
+    """Report that the process serves, and how many connections it has."""
+    stats = service().registry.stats()
+    return jsonify({"status": "ok", "connections": stats.connections})
+
+
+@blueprint.get("/vendor/socket.io.min.js")
+def socketio_client() -> Any:
+    """Serve the official Socket.IO browser client installed by npm."""
+    if not SOCKETIO_CLIENT.exists():
+        message = "socket.io-client is not installed: run `npm ci` in the checkout"
+        return message, 503, {"Content-Type": "text/plain; charset=utf-8"}
+    return send_file(SOCKETIO_CLIENT, mimetype="text/javascript", max_age=3600)

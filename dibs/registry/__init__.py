@@ -1,0 +1,14 @@
+"""Registries: where presence and claims live, behind one interface."""
+
+from .base import STATES, Changes, Identity, PageView, Registry, Stats
+from .memory import MemoryRegistry
+
+__all__ = [
+    "STATES",
+    "Changes",
+    "Identity",
+    "MemoryRegistry",
+    "PageView",
+    "Registry",
+    "Stats",
+]

@@ -1,0 +1,203 @@
+"""Test support: a real Dibs server in a subprocess, and real clients for it."""
+
+from __future__ import annotations
+
+import os
+import queue
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import requests
+import socketio
+
+ROOT = Path(__file__).resolve().parent.parent
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def free_port() -> int:
+    """Return a TCP port on loopback that nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def need_tool(name: str) -> str:
+    """Return the path of ``name``; skip the test without it, but fail in CI."""
+    import pytest
+
+    path = shutil.which(name)
+    if path:
+        return path
+    if IN_CI:
+        pytest.fail(f"{name} is required under CI=true but is not installed")
+    pytest.skip(f"{name} is not installed")
+
+
+def wait_until(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
+    """Call ``check`` until it returns something true, or fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(every)
+
+
+class DibsProcess:
+    """A Dibs server started as its own process on a free loopback port.
+
+    :param command: how to start it; ``python wsgi.py`` when omitted.
+    :param env: extra environment variables (settings).
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str] | None = None,
+        command: list[str] | None = None,
+        port: int | None = None,
+        log_path: Path | None = None,
+    ) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "PORT": str(self.port),
+            "DIBS_HOST": "127.0.0.1",
+            "DIBS_LOG_LEVEL": "info",
+            **(env or {}),
+        }
+        self.command = command or [sys.executable, "wsgi.py"]
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 20.0) -> DibsProcess:
+        """Start the process and wait until ``/healthz`` answers."""
+        log = open(self.log_path, "wb") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(
+            self.command, cwd=ROOT, env=self.env, stdout=log, stderr=log
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"Dibs exited with {self.process.returncode}: {self.log()}")
+            try:
+                if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
+                    return self
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"Dibs did not start within {timeout} s: {self.log()}")
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the process (SIGTERM, then SIGKILL if it lingers)."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+    def kill(self) -> None:
+        """Kill the process at once, with no chance to clean up."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def log(self) -> str:
+        """Return what the process logged so far (when logging to a file)."""
+        if self.log_path and self.log_path.exists():
+            return self.log_path.read_text(errors="replace")[-4000:]
+        return ""
+
+
+class Agent:
+    """A python-socketio client that records what the server sends it.
+
+    :param url: the server's base URL.
+    :param auth: the handshake's ``auth`` payload (``{user, name}`` or ``{token}``).
+    :param path: the Socket.IO path, ``socket.io`` or ``dibs``.
+    :param transports: e.g. ``["websocket"]`` for websocket only.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        auth: dict[str, Any] | None = None,
+        path: str = "socket.io",
+        transports: list[str] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.url = url
+        self.auth = auth
+        self.path = path
+        self.transports = transports or ["websocket"]
+        self.headers = headers or {}
+        self.events: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self.presence: dict[str, Any] | None = None
+        self.legacy: dict[str, Any] | None = None
+        self.errors: list[Any] = []
+        self.sio = socketio.Client(reconnection=False)
+        self.sio.on("*", self._record)
+        self._lock = threading.Lock()
+
+    def _record(self, event: str, *args: Any) -> None:
+        data = args[0] if args else None
+        with self._lock:
+            if event == "presence":
+                self.presence = data
+            elif event == "PAGEVISITORINFO_UPDATE":
+                self.legacy = data
+            elif event == "error":
+                self.errors.append(data)
+        self.events.put((event, data))
+
+    def connect(self, timeout: float = 5.0) -> Agent:
+        """Connect, or raise ``socketio.exceptions.ConnectionError``."""
+        self.sio.connect(
+            self.url,
+            auth=self.auth,
+            socketio_path=self.path,
+            transports=self.transports,
+            headers=self.headers,
+            wait_timeout=timeout,
+        )
+        return self
+
+    def call(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
+        """Emit ``event`` and return the server's acknowledgement."""
+        return self.sio.call(event, args[0] if len(args) == 1 else args, timeout=timeout)
+
+    def send(self, event: str, *args: Any) -> None:
+        """Emit ``event`` without asking for an acknowledgement."""
+        self.sio.emit(event, args[0] if len(args) == 1 else args)
+
+    def visit(self, page: str, state: str = "viewing") -> dict[str, Any]:
+        """Visit ``page`` and return the reply, which must be a success."""
+        reply = self.call("visit", {"page": page, "state": state})
+        assert reply["ok"], reply
+        return reply
+
+    def users(self) -> list[str]:
+        """Return the users of the latest presence, in order."""
+        return [viewer["user"] for viewer in (self.presence or {}).get("viewers", [])]
+
+    def wait_for(self, check: Callable[[Agent], Any], timeout: float = 5.0) -> Any:
+        """Wait until ``check(self)`` is true."""
+        return wait_until(lambda: check(self), timeout)
+
+    def close(self) -> None:
+        """Disconnect politely."""
+        if self.sio.connected:
+            self.sio.disconnect()
