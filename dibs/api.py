@@ -12,6 +12,7 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from .access import require_api_key
 from .errors import DibsError, InvalidRequest, NotClaimed, NotHolder
 from .service import Service
 from .validation import action_field, text_field, MAX_HREF
@@ -19,6 +20,7 @@ from .validation import action_field, text_field, MAX_HREF
 logger = logging.getLogger(__name__)
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
+blueprint.before_request(require_api_key)
 
 
 def service() -> Service:

@@ -156,6 +156,13 @@ class Settings:
         10.0,
         "Seconds to wait for a pong before a silent client is dropped.",
     )
+    api_key: str = _setting(
+        "DIBS_API_KEY",
+        str,
+        "",
+        "When set, the HTTP API and the monitor require `Authorization: Bearer "
+        "<key>`; when empty they are open (development only).",
+    )
     log_level: str = _setting(
         "DIBS_LOG_LEVEL",
         parse_choice("debug", "info", "warning", "error"),
