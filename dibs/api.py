@@ -59,12 +59,12 @@ def get_claim() -> Any:
     answer whether that user holds it (with that token)."""
     page = page_argument()
     action = action_argument()
-    claim = find_claim(page, action)
-
     user = request.args.get("user")
     token = request.args.get("token")
     if token is not None and not token.isdigit():
-        raise InvalidRequest(f"token must be a whole number, got {token!r}")
+        raise InvalidRequest(f"token must be a whole number, got {token[:40]!r}")
+
+    claim = find_claim(page, action)
     if user is not None and claim["user"] != user:
         raise NotHolder(f"{action!r} is held by {claim['name']}", claim=claim)
     if token is not None and claim["token"] != int(token):
@@ -92,7 +92,11 @@ def dibs_error(error: DibsError) -> Any:
     return jsonify(body), error.status
 
 
-@blueprint.errorhandler(HTTPException)
+@blueprint.app_errorhandler(HTTPException)
 def http_error(error: HTTPException) -> Any:
+    # Registered app-wide because an unknown path under /api never reaches
+    # the blueprint; everywhere else Flask's own pages stay as they are.
+    if not request.path.startswith(blueprint.url_prefix + "/"):
+        return error
     code = (error.name or "error").lower().replace(" ", "_")
     return jsonify({"error": code, "message": error.description}), error.code
