@@ -23,7 +23,12 @@ class DibsError(Exception):
 
     def reply(self) -> dict[str, Any]:
         """Return the body sent back to the client for this error."""
-        return {"ok": False, "error": self.code, "message": self.message, **self.details}
+        return {
+            "ok": False,
+            "error": self.code,
+            "message": self.message,
+            **self.details,
+        }
 
 
 class InvalidRequest(DibsError):

@@ -46,5 +46,7 @@ def page_key(raw: str, tracking_params: Iterable[str] = ()) -> str:
     path = parts.path or "/"
     key = f"{scheme}://{host}{path}"
     if query:
-        key += "?" + "&".join(f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in query)
+        key += "?" + "&".join(
+            f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in query
+        )
     return key

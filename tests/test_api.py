@@ -47,7 +47,9 @@ def test_a_backend_can_check_the_holder_and_the_token(server, connect):
     claim = alice.call("claim", {"action": "rebook"})["claim"]
     token = str(claim["token"])
 
-    ok = get(server, "/api/claims", page=PAGE_KEY, action="rebook", user="alice", token=token)
+    ok = get(
+        server, "/api/claims", page=PAGE_KEY, action="rebook", user="alice", token=token
+    )
     assert ok.status_code == 200
 
     wrong_user = get(server, "/api/claims", page=PAGE_KEY, action="rebook", user="bob")
@@ -69,12 +71,19 @@ def test_a_lapsed_holder_is_refused_after_a_colleague_took_over(server, connect)
     bob.visit(PAGE_URL)
     old = alice.call("claim", {"action": "rebook"})["claim"]
     requests.delete(
-        server.url + "/api/claims", params={"page": PAGE_KEY, "action": "rebook"}, timeout=5
+        server.url + "/api/claims",
+        params={"page": PAGE_KEY, "action": "rebook"},
+        timeout=5,
     )
     new = bob.call("claim", {"action": "rebook"})["claim"]
 
     stale = get(
-        server, "/api/claims", page=PAGE_KEY, action="rebook", user="alice", token=str(old["token"])
+        server,
+        "/api/claims",
+        page=PAGE_KEY,
+        action="rebook",
+        user="alice",
+        token=str(old["token"]),
     )
 
     assert new["token"] > old["token"]
@@ -84,7 +93,9 @@ def test_a_lapsed_holder_is_refused_after_a_colleague_took_over(server, connect)
 
 def test_force_release_of_nothing_is_404(server):
     response = requests.delete(
-        server.url + "/api/claims", params={"page": "booking:1", "action": "rebook"}, timeout=5
+        server.url + "/api/claims",
+        params={"page": "booking:1", "action": "rebook"},
+        timeout=5,
     )
 
     assert response.status_code == 404

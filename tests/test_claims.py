@@ -4,7 +4,6 @@ import threading
 
 import pytest
 import requests
-
 from support import wait_until
 
 PAGE = "booking:309208537"
@@ -25,7 +24,11 @@ def test_the_first_claimer_gets_the_claim_and_the_page_is_told(connect):
     assert reply["ok"] is True
     claim = reply["claim"]
     assert set(claim) == {"action", "user", "name", "since", "token"}
-    assert (claim["action"], claim["user"], claim["name"]) == ("rebook", "alice", "Alice")
+    assert (claim["action"], claim["user"], claim["name"]) == (
+        "rebook",
+        "alice",
+        "Alice",
+    )
     bob.wait_for(lambda b: claims_of(b).get("rebook") == claim)
 
 
@@ -91,7 +94,9 @@ def test_only_the_holder_may_release(connect):
     reply = bob.call("release", {"action": "rebook"})
 
     assert reply["error"] == "not_holder"
-    assert "rebook" in claims_of(alice) or alice.wait_for(lambda a: "rebook" in claims_of(a))
+    assert "rebook" in claims_of(alice) or alice.wait_for(
+        lambda a: "rebook" in claims_of(a)
+    )
 
 
 def test_claiming_without_a_page_is_refused(connect):
@@ -128,7 +133,9 @@ def test_exactly_one_of_many_concurrent_claimers_wins(connect):
             start.wait(timeout=10)
             replies[index] = agents[index].call("claim", {"action": action}, timeout=20)
 
-        threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(agents))]
+        threads = [
+            threading.Thread(target=claim, args=(n,)) for n in range(len(agents))
+        ]
         for thread in threads:
             thread.start()
         for thread in threads:
@@ -139,10 +146,14 @@ def test_exactly_one_of_many_concurrent_claimers_wins(connect):
         assert len(winners) == 1, replies
         assert len(losers) == len(agents) - 1
         assert {loser["error"] for loser in losers} == {"taken"}
-        assert {loser["claim"]["token"] for loser in losers} == {winners[0]["claim"]["token"]}
+        assert {loser["claim"]["token"] for loser in losers} == {
+            winners[0]["claim"]["token"]
+        }
 
 
-def test_a_reload_within_the_grace_keeps_the_claim_and_shows_no_leave(start_server, connect):
+def test_a_reload_within_the_grace_keeps_the_claim_and_shows_no_leave(
+    start_server, connect
+):
     alice = connect("alice")
     bob = connect("bob")
     alice.visit(PAGE)
@@ -150,7 +161,10 @@ def test_a_reload_within_the_grace_keeps_the_claim_and_shows_no_leave(start_serv
     claim = alice.call("claim", {"action": "rebook"})["claim"]
     bob.wait_for(lambda b: "rebook" in claims_of(b))
     seen_by_bob = []
-    bob.sio.on("presence", lambda data: seen_by_bob.append([v["user"] for v in data["viewers"]]))
+    bob.sio.on(
+        "presence",
+        lambda data: seen_by_bob.append([v["user"] for v in data["viewers"]]),
+    )
 
     alice.close()
     alice_again = connect("alice")
@@ -173,7 +187,9 @@ def test_staying_away_past_the_grace_releases_the_claim(connect):
 
     alice.close()
 
-    bob.wait_for(lambda b: "rebook" not in claims_of(b) and b.users() == ["bob"], timeout=5)
+    bob.wait_for(
+        lambda b: "rebook" not in claims_of(b) and b.users() == ["bob"], timeout=5
+    )
     assert bob.call("claim", {"action": "rebook"})["ok"] is True
 
 

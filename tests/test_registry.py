@@ -31,7 +31,13 @@ def test_visit_returns_the_changed_page(registry):
     assert changes["p"].presence() == {
         "page": "p",
         "viewers": [
-            {"user": "alice", "name": "Alice", "state": "viewing", "since": 1_700_000_000_000, "tabs": 1}
+            {
+                "user": "alice",
+                "name": "Alice",
+                "state": "viewing",
+                "since": 1_700_000_000_000,
+                "tabs": 1,
+            }
         ],
         "claims": [],
     }
@@ -227,7 +233,10 @@ def test_legacy_hrefs_are_counted_per_page(registry):
     registry.visit("a1", "p", "viewing", T0, href="https://x/p?utm_source=a")
     registry.visit("b1", "p", "viewing", T0, href="https://x/p")
 
-    assert sorted(registry.view("p").legacy_hrefs) == ["https://x/p", "https://x/p?utm_source=a"]
+    assert sorted(registry.view("p").legacy_hrefs) == [
+        "https://x/p",
+        "https://x/p?utm_source=a",
+    ]
     registry.leave("a1", T0)
     assert registry.view("p").legacy_hrefs == ["https://x/p"]
 
@@ -271,7 +280,12 @@ def test_many_greenlets_visiting_and_leaving_keep_the_registry_consistent():
             now = T0 + step / 100
             move = rng.random()
             if move < 0.5:
-                registry.visit(sid, rng.choice(pages), rng.choice(["viewing", "editing", "idle"]), now)
+                registry.visit(
+                    sid,
+                    rng.choice(pages),
+                    rng.choice(["viewing", "editing", "idle"]),
+                    now,
+                )
             elif move < 0.7:
                 registry.leave(sid, now)
             elif move < 0.9 and registry.page_of(sid):
