@@ -119,36 +119,38 @@ def test_invalid_action_names_are_refused(connect, action):
     assert alice.call("claim", {"action": "re-book_1.x:y"})["ok"] is True
 
 
+def claim_all_at_once(agents, action):
+    """Have every agent claim ``action`` at the same instant; return the replies."""
+    start = threading.Barrier(len(agents))
+    replies = [None] * len(agents)
+
+    def claim(index):
+        start.wait(timeout=10)
+        replies[index] = agents[index].call("claim", {"action": action}, timeout=20)
+
+    threads = [threading.Thread(target=claim, args=(n,)) for n in range(len(agents))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    return replies
+
+
 def test_exactly_one_of_many_concurrent_claimers_wins(connect):
     agents = [connect(f"agent{n}") for n in range(50)]
     for agent in agents:
         agent.visit(PAGE)
 
     for round_number in range(3):
-        action = f"rebook-{round_number}"
-        start = threading.Barrier(len(agents))
-        replies = [None] * len(agents)
-
-        def claim(index):
-            start.wait(timeout=10)
-            replies[index] = agents[index].call("claim", {"action": action}, timeout=20)
-
-        threads = [
-            threading.Thread(target=claim, args=(n,)) for n in range(len(agents))
-        ]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
+        replies = claim_all_at_once(agents, f"rebook-{round_number}")
 
         winners = [reply for reply in replies if reply and reply["ok"]]
         losers = [reply for reply in replies if reply and not reply["ok"]]
         assert len(winners) == 1, replies
         assert len(losers) == len(agents) - 1
         assert {loser["error"] for loser in losers} == {"taken"}
-        assert {loser["claim"]["token"] for loser in losers} == {
-            winners[0]["claim"]["token"]
-        }
+        tokens = {loser["claim"]["token"] for loser in losers}
+        assert tokens == {winners[0]["claim"]["token"]}
 
 
 def test_a_reload_within_the_grace_keeps_the_claim_and_shows_no_leave(

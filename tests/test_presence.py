@@ -133,7 +133,8 @@ def test_a_killed_client_process_disappears(server, connect, tmp_path):
     script.write_text(
         "import sys, time, socketio\n"
         "sio = socketio.Client()\n"
-        f"sio.connect({server.url!r}, auth={{'user': 'bob'}}, transports=['websocket'])\n"
+        f"sio.connect({server.url!r}, auth={{'user': 'bob'}},"
+        " transports=['websocket'])\n"
         "sio.call('visit', {'page': 'booking:1'})\n"
         "print('ready', flush=True)\n"
         "time.sleep(60)\n"
