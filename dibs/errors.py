@@ -86,6 +86,13 @@ class RateLimited(DibsError):
     status = 429
 
 
+class Unavailable(DibsError):
+    """A store Dibs needs (Redis) cannot be reached; the request may be retried."""
+
+    code = "unavailable"
+    status = 503
+
+
 class UnknownEvent(DibsError):
     """The client sent an event Dibs does not know."""
 

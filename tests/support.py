@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import queue
 import shutil
@@ -201,3 +202,101 @@ class Agent:
         """Disconnect politely."""
         if self.sio.connected:
             self.sio.disconnect()
+
+
+JS_DIR = ROOT / "tests" / "js"
+
+
+class NodeScenario:
+    """A scenario driver of ``tests/js`` run by Node, its JSON lines collected.
+
+    Each line a driver prints is an observation with a ``step`` name; a driver
+    that gives up prints a ``timeout`` step and exits with a failure.
+
+    :param script: the driver's file name in ``tests/js``.
+    :param args: its command-line arguments.
+    :param server: the server it talks to, whose log joins failure messages.
+    """
+
+    def __init__(
+        self, script: str, *args: str, server: DibsProcess | None = None
+    ) -> None:
+        self.command = [need_tool("node"), str(JS_DIR / script), *args]
+        self.server = server
+        self.lines: list[dict[str, Any]] = []
+        self.process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self) -> NodeScenario:
+        """Start the driver; its output is read in the background."""
+        self.process = subprocess.Popen(
+            self.command,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        return self
+
+    def _read(self) -> None:
+        for line in self.process.stdout:
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:
+                # Node's own complaints (a stack trace) are kept for the report.
+                self.lines.append({"step": "output", "text": line.rstrip()})
+
+    def run(self, timeout: float = 40.0) -> NodeScenario:
+        """Start the driver and wait until it has finished its scenario."""
+        return self.start().finish(timeout)
+
+    def wait_for(self, step: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait until the driver reports ``step``, and return that line."""
+        wait_until(lambda: self.steps(step) or self.process.poll() is not None, timeout)
+        if not self.steps(step):
+            # It exited: its last lines may still be on their way through the pipe.
+            self._reader.join(5)
+        found = self.steps(step)
+        assert found, f"node ended without {step!r}: {self.output()}"
+        return found[0]
+
+    def finish(self, timeout: float = 40.0) -> NodeScenario:
+        """Wait for the driver to exit; fail unless it reached its ``done`` step."""
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        self._reader.join(5)
+        ended = self.lines[-1]["step"] if self.lines else None
+        assert self.process.returncode == 0 and ended == "done", self.output()
+        return self
+
+    def stop(self) -> None:
+        """Kill the driver if it still runs."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+
+    def steps(self, step: str, **fields: Any) -> list[dict[str, Any]]:
+        """Return the lines of ``step`` whose fields have the given values."""
+        return [
+            line
+            for line in list(self.lines)
+            if line["step"] == step
+            and all(line.get(name) == value for name, value in fields.items())
+        ]
+
+    def one(self, step: str, **fields: Any) -> dict[str, Any]:
+        """Return the one line of ``step`` with the given field values."""
+        found = self.steps(step, **fields)
+        assert len(found) == 1, f"{len(found)} {step} {fields}: {self.output()}"
+        return found[0]
+
+    def output(self) -> str:
+        """Return what the driver printed, for failure messages."""
+        code = None if self.process is None else self.process.returncode
+        shown = "\n".join(json.dumps(line)[:300] for line in self.lines[-30:])
+        log = f"\nserver log:\n{self.server.log()}" if self.server else ""
+        return f"node exited with {code}:\n{shown}{log}"
