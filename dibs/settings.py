@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -18,9 +19,13 @@ class SettingsError(ValueError):
     """A setting in the environment has a value Dibs cannot use."""
 
 
-def _setting(env: str, parse: Callable[[str], Any], default: Any, doc: str) -> Any:
+def _setting(
+    env: str, parse: Callable[[str], Any], default: Any, doc: str, hidden: bool = False
+) -> Any:
+    # A hidden setting's value never appears in an error message or a log line.
     return dataclasses.field(
-        default=default, metadata={"env": env, "parse": parse, "doc": doc}
+        default=default,
+        metadata={"env": env, "parse": parse, "doc": doc, "hidden": hidden},
     )
 
 
@@ -83,6 +88,47 @@ def parse_paths(text: str) -> tuple[str, ...]:
     return paths
 
 
+MIN_SECRET_LENGTH = 32
+ORIGIN_PATTERN = re.compile(r"https?://[a-z0-9.\-\[\]:]+")
+
+
+def parse_secret(text: str) -> str:
+    """Read a token-signing secret: empty (no tokens) or at least 32 characters."""
+    secret = text.strip()
+    if secret and len(secret) < MIN_SECRET_LENGTH:
+        raise ValueError(
+            f"expected at least {MIN_SECRET_LENGTH} characters (HS256 wants a "
+            "256-bit key); try `python -c 'import secrets; "
+            "print(secrets.token_urlsafe(48))'`"
+        )
+    return secret
+
+
+def parse_origins(text: str) -> tuple[str, ...]:
+    """Read a comma list of web origins such as ``https://backoffice.example.com``."""
+    origins = []
+    for item in parse_list(text):
+        origin = item.rstrip("/").lower()
+        if origin != "*" and not ORIGIN_PATTERN.fullmatch(origin):
+            raise ValueError(
+                f"{item!r} is not an origin: expected scheme://host[:port], "
+                "such as https://backoffice.example.com"
+            )
+        origins.append(origin)
+    return tuple(origins)
+
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+
+
+def parse_redis_url(text: str) -> str:
+    """Read a Redis URL such as ``redis://host:6379/0``; empty means no Redis."""
+    url = text.strip()
+    if url and url.split("://", 1)[0].lower() not in REDIS_SCHEMES:
+        raise ValueError("expected a URL such as redis://127.0.0.1:6379/0")
+    return url
+
+
 DEFAULT_TRACKING_PARAMS = (
     "fbclid",
     "gclid",
@@ -131,6 +177,23 @@ class Settings:
         16,
         "Most claims one user may hold on one page at a time.",
     )
+    redis_url: str = _setting(
+        "DIBS_REDIS_URL",
+        parse_redis_url,
+        "",
+        "When set (e.g. `redis://127.0.0.1:6379/0`), presence, claims and emits "
+        "go through this Redis, so several processes or hosts serve as one; when "
+        "empty, one process keeps everything in its memory.",
+    )
+    process_timeout_seconds: float = _setting(
+        "DIBS_PROCESS_TIMEOUT_SECONDS",
+        parse_positive,
+        10.0,
+        "With Redis: a process beats a heartbeat at least once a second; one "
+        "silent this long is taken for dead, and another process removes its "
+        "connections and frees their claims. Must exceed the clock skew between "
+        "hosts.",
+    )
     legacy_scope: str = _setting(
         "DIBS_LEGACY_SCOPE",
         parse_choice("page", "all"),
@@ -169,12 +232,42 @@ class Settings:
         "info",
         "Lowest level of log lines written.",
     )
+    secret: str = _setting(
+        "DIBS_SECRET",
+        parse_secret,
+        "",
+        "Secret that signs identity tokens (HS256, at least 32 characters). When "
+        "set, every connection must present a valid token; when empty Dibs runs "
+        "in the open development mode and believes any name a client sends.",
+        hidden=True,
+    )
+    allow_query_token: bool = _setting(
+        "DIBS_ALLOW_QUERY_TOKEN",
+        parse_bool,
+        False,
+        "Also accept the token as `?token=...` in the connection URL, for old "
+        "clients that cannot send `auth`. Off by default: URLs end up in logs.",
+    )
+    allowed_origins: tuple[str, ...] = _setting(
+        "DIBS_ALLOWED_ORIGINS",
+        parse_origins,
+        (),
+        "Comma list of web origins (`https://host[:port]`) whose pages may open "
+        "a socket, besides Dibs's own origin; `*` allows any. Handshakes without "
+        "an `Origin` header (non-browser clients) are always allowed.",
+    )
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Build settings from ``environ`` (default: ``os.environ``).
 
         :raises SettingsError: naming the first variable whose value is bad.
+    log_format: str = _setting(
+        "DIBS_LOG_FORMAT",
+        parse_choice("text", "json"),
+        "text",
+        "`text`: one readable line per event; `json`: one JSON object per line.",
+    )
         """
         environ = os.environ if environ is None else environ
         values = {}
@@ -185,9 +278,8 @@ class Settings:
             try:
                 values[field.name] = field.metadata["parse"](environ[env])
             except ValueError as error:
-                raise SettingsError(
-                    f"{env}={environ[env]!r} is not valid: {error}"
-                ) from None
+                shown = "<hidden>" if field.metadata["hidden"] else repr(environ[env])
+                raise SettingsError(f"{env}={shown} is not valid: {error}") from None
         settings = cls(**values)
         settings.check()
         return settings

@@ -2,6 +2,7 @@
 
 from .base import STATES, Changes, Identity, PageView, Registry, Stats
 from .memory import MemoryRegistry
+from .redis import RedisRegistry
 
 __all__ = [
     "STATES",
@@ -9,6 +10,7 @@ __all__ = [
     "Identity",
     "MemoryRegistry",
     "PageView",
+    "RedisRegistry",
     "Registry",
     "Stats",
 ]

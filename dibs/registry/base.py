@@ -6,6 +6,11 @@ view of every page whose presence or claims changed, so that the caller can
 tell those pages and nothing else.  An implementation must make each call
 atomic: the in-memory one never yields to another greenlet inside a call, and
 a shared one runs each call as a single server-side script.
+
+A shared registry can be unreachable for a while: then any call may raise
+:class:`~dibs.errors.Unavailable`, except :meth:`connect` and
+:meth:`disconnect`, which the registry remembers and settles once its store
+is back, so that no handler has to.
 """
 
 from __future__ import annotations
@@ -151,6 +156,24 @@ class Registry(abc.ABC):
     @abc.abstractmethod
     def expire(self, now: float) -> Changes:
         """End every presence and claim whose grace or lifetime ran out."""
+
+    def maintain(self, now: float) -> Changes:
+        """Do the upkeep the sweeper runs about once a second: :meth:`expire`.
+
+        A shared registry also beats this process's heartbeat, cleans up
+        after processes whose heartbeat stopped, and, once its store is back
+        from an outage, registers this process's connections again; the
+        pages it returns then get a fresh snapshot.
+
+        :raises Unavailable: the shared store cannot be reached.
+        """
+        return self.expire(now)
+
+    def check(self) -> None:
+        """Return if the registry can serve, for health checks.
+
+        :raises Unavailable: the shared store cannot be reached.
+        """
 
     @abc.abstractmethod
     def view(self, page: str) -> PageView:
