@@ -19,7 +19,7 @@ try:
 except SettingsError as error:
     sys.exit(f"dibs: {error}")
 
-configure_logging(settings.log_level)
+configure_logging(settings.log_level, settings.log_format)
 app = create_app(settings)
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ import socketio
 from flask import Flask
 
 from . import api, legacy, pages, protocol, sweeper, websocket
+from . import identity, metrics, origins
 from .fanout import Fanout
 from .registry import MemoryRegistry, Registry
 from .service import Service
@@ -64,7 +65,7 @@ def create_socket_server(settings: Settings) -> DibsSocketServer:
         # Events of one connection run in order, in its own greenlet: a claim
         # sent right after a visit must see that visit.
         async_handlers=False,
-        cors_allowed_origins="*",
+        cors_allowed_origins=origins.origin_check(settings),
     )
     websocket.install(sio.eio, max_message_size=MAX_MESSAGE_BYTES)
     return sio
@@ -94,6 +95,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     flask_app.extensions["dibs"] = service
     flask_app.register_blueprint(pages.blueprint)
     flask_app.register_blueprint(api.blueprint)
+    flask_app.register_blueprint(metrics.blueprint)
 
+    metrics.watch(registry)
+    identity.announce(settings)
     sweeper.start(service)
     return DibsApp(service, flask_app)

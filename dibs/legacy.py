@@ -9,7 +9,8 @@ old clients look their page up as ``info[window.location.href]``.
 
 Note that the timestamps sent are the server's ``since`` of each user (when
 they arrived), not the ``visitTimestamp`` the client sent, so every protocol
-reports the same arrival time.
+reports the same arrival time.  With tokens required (``DIBS_SECRET``), the
+``username`` argument is ignored: the connection's token alone names the user.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ def register(service: Service) -> None:
         sid: str, href: Any = None, username: Any = None, visit_timestamp: Any = None
     ) -> dict[str, Any]:
         url = text_field({"href": href}, "href", MAX_HREF)
-        identity = legacy_identity(username)
+        identity = legacy_identity(username, service.settings)
         key = service.key_of(url)
 
         changes = registry.visit(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from . import rooms
+from . import metrics, rooms
 from .errors import DibsError
 from .identity import identify
 from .service import Service
@@ -28,9 +28,17 @@ def register(service: Service) -> None:
     @sio.on("connect")
     def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
         try:
-            identity = identify(auth)
+            identity = identify(auth, environ, service.settings)
         except DibsError as error:
-            logger.warning("refused connection %s: %s", sid, error.message)
+            reason = error.details.get("reason", error.code)
+            logger.warning(
+                "refused connection %s from %s: %s (%s)",
+                sid,
+                environ.get("REMOTE_ADDR", "?"),
+                reason,
+                error.message,
+            )
+            metrics.record_refusal(reason)
             raise ConnectionRefusedError(error.code) from None
 
         registry.connect(sid, identity, service.now())

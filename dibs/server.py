@@ -1,25 +1,76 @@
 """Serving Dibs with gevent's WSGI server and gevent-websocket's handler.
 
 The caller must have monkey-patched the standard library with gevent first
-(``wsgi.py`` does), so that any blocking call in the process yields.
+(``wsgi.py`` does), so that any blocking call in the process yields.  On
+SIGTERM or SIGINT the server stops accepting, closes every Socket.IO
+connection the way a restart should (each client sees its transport close,
+so it reconnects, to this server's successor), and returns.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+from typing import Any
 
+import gevent
+import gevent.event
+from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
-from geventwebsocket.handler import WebSocketHandler
-
+from .frames import SizeLimitedWebSocketHandler
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
+STOP_SECONDS = 3.0
+"""How long open requests get to finish once every connection was closed;
+after it their handlers are killed."""
 
-def serve(app, settings: Settings) -> None:
-    """Serve ``app`` on the configured host and port until interrupted."""
+
+def serve(app: Any, settings: Settings) -> None:
+    """Serve ``app`` on the configured host and port until SIGTERM or SIGINT."""
+    # A pool, even unbounded, lets stop() wait for the handlers to finish.
     server = WSGIServer(
-        (settings.host, settings.port), app, handler_class=WebSocketHandler, log=None
+        (settings.host, settings.port),
+        app,
+        handler_class=SizeLimitedWebSocketHandler,
+        spawn=Pool(),
+        log=None,
     )
+    stopping = gevent.event.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        gevent.signal_handler(signum, ask_to_stop, stopping, signum)
+
+    server.start()
     logger.info("Dibs listening on http://%s:%s/", settings.host, settings.port)
-    server.serve_forever()
+    stopping.wait()
+
+    server.close()
+    closed = close_connections(app)
+    logger.info("closed %d connections; stopping", closed)
+    server.stop(timeout=STOP_SECONDS)
+    logger.info("Dibs stopped")
+
+
+def ask_to_stop(stopping: gevent.event.Event, signum: int) -> None:
+    """Wake the serving greenlet so that it stops."""
+    logger.info("%s received", signal.Signals(signum).name)
+    stopping.set()
+
+
+def close_connections(app: Any) -> int:
+    """Close every Engine.IO session of ``app`` and return how many there were.
+
+    Each session's transport is closed without the Engine.IO close packet, as
+    a restart of the server would: the browser client reconnects on either,
+    but the Python client treats the close packet as "go away" and would stay
+    disconnected.  Each session's disconnect handler runs, so presence is
+    updated as on any drop (grace period included).
+    """
+    sessions = list(app.service.sio.eio.sockets.values())
+    for session in sessions:
+        try:
+            session.close(wait=False, abort=True)
+        except Exception:
+            logger.exception("could not close session %s", session.sid)
+    return len(sessions)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
 import socketio
 
+from . import metrics
 from .errors import DibsError, InvalidRequest, UnknownEvent
 
 logger = logging.getLogger(__name__)
@@ -46,6 +48,12 @@ def guarded(event: str) -> Callable[[Handler], Handler]:
     def decorate(handler: Handler) -> Handler:
         @functools.wraps(handler)
         def run(sid: str, *args: Any) -> dict[str, Any]:
+            started = time.perf_counter()
+            reply = answer(sid, *args)
+            metrics.record_event(event, reply, time.perf_counter() - started)
+            return reply
+
+        def answer(sid: str, *args: Any) -> dict[str, Any]:
             try:
                 return handler(sid, *args)
             except InvalidRequest as error:
