@@ -32,3 +32,17 @@ lint: $(VENV)/.dev
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
+
+# The benchmark (docs/benchmarks.md): the full suite takes about 15 minutes and
+# wants a quiet machine; bench-small is the quick configuration CI runs.
+.PHONY: bench bench-small
+
+$(VENV)/.bench: requirements.txt requirements-bench.txt | $(BIN)/python
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	touch $@
+
+bench: $(VENV)/.bench
+	$(BIN)/python -m bench --suite full $(BENCH_ARGS)
+
+bench-small: $(VENV)/.bench
+	$(BIN)/python -m bench --suite small $(BENCH_ARGS)

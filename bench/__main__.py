@@ -1,0 +1,5 @@
+"""``python -m bench``: run the benchmark suites."""
+
+from .run import main
+
+main()
