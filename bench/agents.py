@@ -123,7 +123,10 @@ class Floor:
         for attempt in range(5):
             try:
                 agent.connection = SocketIO(
-                    config["host"], config["port"], "dibs" if legacy else "socket.io", auth
+                    config["host"],
+                    config["port"],
+                    "dibs" if legacy else "socket.io",
+                    auth,
                 )
                 break
             except (Closed, OSError):
@@ -229,7 +232,9 @@ class Floor:
         if (page == navigation.target) == (navigation.mover.user in users):
             self.record(navigation, agent, now, size)
 
-    def record(self, navigation: Navigation, agent: Agent, now: float, size: int) -> None:
+    def record(
+        self, navigation: Navigation, agent: Agent, now: float, size: int
+    ) -> None:
         del navigation.pending[agent.index]
         self.latencies.append(now - navigation.sent)
         self.delivered += 1

@@ -55,7 +55,9 @@ def serve(port: int) -> None:
         clients.remove(ws)
         return []
 
-    WSGIServer(("127.0.0.1", port), app, handler_class=WebSocketHandler, log=None).serve_forever()
+    WSGIServer(
+        ("127.0.0.1", port), app, handler_class=WebSocketHandler, log=None
+    ).serve_forever()
 
 
 class Driver:
@@ -93,7 +95,9 @@ class Driver:
 
     def run(self) -> None:
         pool = gevent.pool.Pool(100)
-        ticker = gevent.spawn(self.report_progress, "connect", lambda: len(self.sockets))
+        ticker = gevent.spawn(
+            self.report_progress, "connect", lambda: len(self.sockets)
+        )
         started = time.perf_counter()
         for _ in range(self.config["connections"]):
             pool.spawn(self.join)

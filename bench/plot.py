@@ -20,7 +20,10 @@ def _series(results: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
         for run in runs:
             if "error" not in run and group != "sweep":
                 series[f"{run['mode']}, {run['rate']:g} nav/s"].append(run)
-    return {name: sorted(runs, key=lambda run: run["agents"]) for name, runs in series.items()}
+    return {
+        name: sorted(runs, key=lambda run: run["agents"])
+        for name, runs in series.items()
+    }
 
 
 def draw(results: dict[str, Any], directory: Path, prefix: str = "bench") -> list[Path]:
@@ -44,16 +47,22 @@ def draw(results: dict[str, Any], directory: Path, prefix: str = "bench") -> lis
         figure, (latency, memory) = pyplot.subplots(1, 2, figsize=(10, 4))
         for name, runs in series.items():
             agents = [run["agents"] for run in runs]
-            latency.plot(agents, [r["latency_ms"]["p99"] for r in runs], "o-", label=name)
+            latency.plot(
+                agents, [r["latency_ms"]["p99"] for r in runs], "o-", label=name
+            )
             memory.plot(
                 agents,
                 [r["server"]["rss_per_connection_bytes"] / 1024 for r in runs],
                 "o-",
                 label=name,
             )
-        latency.set(xlabel="agents", ylabel="p99 latency (ms)", xscale="log", yscale="log")
+        latency.set(
+            xlabel="agents", ylabel="p99 latency (ms)", xscale="log", yscale="log"
+        )
         latency.set_title("navigation to presence, p99")
-        memory.set(xlabel="agents", ylabel="server RSS per connection (KB)", xscale="log")
+        memory.set(
+            xlabel="agents", ylabel="server RSS per connection (KB)", xscale="log"
+        )
         memory.set_title("resident memory per connection")
         memory.axhline(40, color="grey", linestyle=":", label="target 40 KB")
         for axes in (latency, memory):

@@ -155,7 +155,9 @@ class GeneratorProcess:
         try:
             event = self.events.get(timeout=timeout)
         except queue.Empty:
-            raise RuntimeError(f"no {name!r} from the generator in {timeout} s") from None
+            raise RuntimeError(
+                f"no {name!r} from the generator in {timeout} s"
+            ) from None
         if event["event"] != name:
             raise RuntimeError(f"expected {name!r} from the generator, got {event}")
         return event

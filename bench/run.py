@@ -37,7 +37,7 @@ SWEEP_P99_MS = 100.0
 
 @dataclasses.dataclass
 class FloorRun:
-    """One run: ``agents`` on pages of ``per_page``, navigating ``rate`` times a second."""
+    """One run: ``agents``, ``per_page`` to a page, ``rate`` navigations a second."""
 
     mode: str
     agents: int
@@ -53,7 +53,10 @@ class FloorRun:
 
 
 def _modes(agents: int, rate: float, duration: float) -> list[FloorRun]:
-    runs = [FloorRun("modern", agents, rate, duration), FloorRun("legacy", agents, rate, duration)]
+    runs = [
+        FloorRun("modern", agents, rate, duration),
+        FloorRun("legacy", agents, rate, duration),
+    ]
     # The whole-map scope sends every page to every agent on every change:
     # past a few hundred agents even connecting them takes minutes.
     if agents <= 500:
@@ -76,7 +79,9 @@ SUITES: dict[str, dict[str, Any]] = {
     },
     "full": {
         "groups": {
-            "scale": [FloorRun("modern", n, 100, 20) for n in (1000, 2000, 5000, 10000)],
+            "scale": [
+                FloorRun("modern", n, 100, 20) for n in (1000, 2000, 5000, 10000)
+            ],
             "modes": [run for n in (250, 500, 1000, 2000) for run in _modes(n, 20, 20)],
         },
         "sweeps": {
@@ -194,7 +199,8 @@ def run_floor(spec: FloorRun, logs: Path) -> dict[str, Any]:
             rss_base_bytes=rss_base,
             rss_loaded_bytes=rss_loaded,
             rss_after_bytes=server.rss(),
-            rss_per_connection_bytes=(rss_loaded - rss_base) / max(1, record["connected"]),
+            rss_per_connection_bytes=(rss_loaded - rss_base)
+            / max(1, record["connected"]),
             alive=server.alive(),
         )
     finally:
@@ -252,7 +258,9 @@ def summarize(
             "processes": len(results),
             "cpu_seconds": round(generator_cpu, 3),
             "cpu_percent": 100 * generator_cpu / wall,
-            "connect_cpu_seconds": round(sum(event["cpu_seconds"] for event in ready), 3),
+            "connect_cpu_seconds": round(
+                sum(event["cpu_seconds"] for event in ready), 3
+            ),
         },
     }
 
@@ -261,7 +269,8 @@ def one_line(record: dict[str, Any]) -> str:
     """Return the summary line printed when a run ends."""
     latency = record["latency_ms"]
     return (
-        f"connect {record['connect_seconds']:.1f}s correct {record['correct_seconds']:.1f}s "
+        f"connect {record['connect_seconds']:.1f}s "
+        f"correct {record['correct_seconds']:.1f}s "
         f"p50 {latency['p50']} p99 {latency['p99']} max {latency['max']} ms "
         f"delivered {record['delivered']}/{record['expected']} "
         f"disc {record['disconnects']} "
@@ -292,7 +301,9 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
     server = ServerProcess(command, {}, logs / "ceiling-server.log").start()
     config = {"host": "127.0.0.1", "port": server.port, "connections": connections}
     config.update(messages=messages, size=size)
-    driver = GeneratorProcess(["bench.ceiling", "drive"], config, logs / "ceiling-driver.log")
+    driver = GeneratorProcess(
+        ["bench.ceiling", "drive"], config, logs / "ceiling-driver.log"
+    )
     try:
 
         def show() -> None:
@@ -312,7 +323,8 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
     bare["messages_per_second"] = bare["received"] / max(bare["seconds"], 1e-9)
     bare["cpu_us_per_message"] = 1e6 * cpu / max(1, bare["received"])
     dibs = {
-        "label": f"{compared['mode']}, {connections} agents, {compared['rate']:g} nav/s",
+        "label": f"{compared['mode']}, {connections} agents, "
+        f"{compared['rate']:g} nav/s",
         "delivered": compared["delivered"],
         "size": size,
         "messages_per_second": compared["delivered_per_second"],
@@ -321,14 +333,16 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
     ceiling = {
         "bare": bare,
         "dibs": dibs,
-        "fraction_of_ceiling": dibs["messages_per_second"] / bare["messages_per_second"],
+        "fraction_of_ceiling": dibs["messages_per_second"]
+        / bare["messages_per_second"],
         "cpu_ratio": dibs["cpu_us_per_message"] / max(bare["cpu_us_per_message"], 1e-9),
         "dibs_capacity_per_core": 1e6 / dibs["cpu_us_per_message"],
         "bare_capacity_per_core": 1e6 / max(bare["cpu_us_per_message"], 1e-9),
     }
     progress.done(
         f"bare {bare['messages_per_second']:.0f} msg/s "
-        f"{bare['cpu_us_per_message']:.1f}us/msg; Dibs {dibs['cpu_us_per_message']:.1f}us/msg"
+        f"{bare['cpu_us_per_message']:.1f}us/msg; "
+        f"Dibs {dibs['cpu_us_per_message']:.1f}us/msg"
     )
     return ceiling
 
@@ -381,7 +395,9 @@ def commit() -> str:
         return "unknown"
 
 
-def run_suite(suite: dict[str, Any], only: set[str] | None, logs: Path) -> dict[str, Any]:
+def run_suite(
+    suite: dict[str, Any], only: set[str] | None, logs: Path
+) -> dict[str, Any]:
     """Run every selected part of ``suite``; return the results document."""
     results: dict[str, Any] = {
         "machine": machine(),
@@ -460,7 +476,11 @@ def main(argv: list[str] | None = None) -> None:
             per_page=args.per_page,
             generators=args.generators,
         )
-        suite = {"groups": {"custom": [spec]}, "sweeps": {}, "ceiling": {"group": "custom"}}
+        suite = {
+            "groups": {"custom": [spec]},
+            "sweeps": {},
+            "ceiling": {"group": "custom"},
+        }
     for spec in [run for runs in suite["groups"].values() for run in runs]:
         spec.generators = max(spec.generators, args.generators)
 
