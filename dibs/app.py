@@ -11,10 +11,12 @@ from flask import Flask
 
 from . import api, legacy, pages, protocol, sweeper, websocket
 from . import identity, metrics, origins
+from .errors import Unavailable
 from .fanout import Fanout
-from .registry import MemoryRegistry, Registry
+from .pubsub import RedisChannel
+from .registry import MemoryRegistry, RedisRegistry, Registry
 from .service import Service
-from .settings import Settings
+from .settings import Settings, SettingsError
 from .sockets import DibsSocketServer, register_unknown_event_handler
 
 logger = logging.getLogger(__name__)
@@ -47,12 +49,25 @@ class DibsApp(socketio.WSGIApp):
 
 
 def create_registry(settings: Settings) -> Registry:
-    """Return the registry the settings ask for."""
-    return MemoryRegistry(
-        grace_seconds=settings.grace_seconds,
-        claim_ttl_seconds=settings.claim_ttl_seconds,
-        max_claims_per_user=settings.max_claims_per_user,
-    )
+    """Return the registry the settings ask for: in Redis when a URL is set.
+
+    :raises SettingsError: Redis is set but unreachable at start.
+    """
+    limits = {
+        "grace_seconds": settings.grace_seconds,
+        "claim_ttl_seconds": settings.claim_ttl_seconds,
+        "max_claims_per_user": settings.max_claims_per_user,
+    }
+    if not settings.redis_url:
+        return MemoryRegistry(**limits)
+    try:
+        return RedisRegistry(
+            settings.redis_url,
+            process_timeout_seconds=settings.process_timeout_seconds,
+            **limits,
+        )
+    except Unavailable as error:
+        raise SettingsError(f"DIBS_REDIS_URL: {error.message}") from None
 
 
 def create_socket_server(settings: Settings) -> DibsSocketServer:
@@ -66,9 +81,15 @@ def create_socket_server(settings: Settings) -> DibsSocketServer:
         # sent right after a visit must see that visit.
         async_handlers=False,
         cors_allowed_origins=origins.origin_check(settings),
+        client_manager=RedisChannel(settings.redis_url) if settings.redis_url else None,
     )
     websocket.install(sio.eio, max_message_size=MAX_MESSAGE_BYTES)
     return sio
+
+
+def resnapshot(service: Service) -> None:
+    """Send every page its current view, after this process missed emits."""
+    service.fanout.publish({view.page: view for view in service.registry.views()})
 
 
 def create_app(settings: Settings | None = None, registry: Registry | None = None) -> DibsApp:
@@ -96,6 +117,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     flask_app.register_blueprint(pages.blueprint)
     flask_app.register_blueprint(api.blueprint)
     flask_app.register_blueprint(metrics.blueprint)
+
+    if isinstance(sio.manager, RedisChannel):
+        sio.manager.on_resubscribe = lambda: resnapshot(service)
 
     metrics.watch(registry)
     identity.announce(settings)

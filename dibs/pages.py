@@ -8,6 +8,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, render_template, send_file
 
+from .errors import Unavailable
 from .service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,8 +29,15 @@ def test_page() -> Any:
 
 @blueprint.get("/healthz")
 def health() -> Any:
-    """Report that the process serves, and how many connections it has."""
-    stats = service().registry.stats()
+    """Report that the process serves, and how many connections it has.
+
+    Answers 503 naming the store while a shared registry cannot reach it.
+    """
+    try:
+        service().registry.check()
+        stats = service().registry.stats()
+    except Unavailable as error:
+        return jsonify({"status": "unavailable", "error": error.message}), 503
     return jsonify({"status": "ok", "connections": stats.connections})
 
 

@@ -1,13 +1,16 @@
-"""The sweeper: a background greenlet that ends lapsed presence and claims.
+"""The sweeper: the one background greenlet that keeps the registry up to date.
 
-Grace periods and claim lifetimes end in the registry's :meth:`expire`; this
-loop calls it a few times per grace period and fans out what changed.
+Grace periods and claim lifetimes end in the registry's :meth:`maintain`
+(which with Redis also beats this process's heartbeat, cleans up after dead
+processes and recovers from an outage); this loop calls it a few times per
+grace period, at least once a second, and fans out what changed.
 """
 
 from __future__ import annotations
 
 import logging
 
+from .errors import Unavailable
 from .service import Service
 
 logger = logging.getLogger(__name__)
@@ -24,7 +27,9 @@ def run(service: Service) -> None:
     while True:
         service.sio.sleep(pause)
         try:
-            service.fanout.publish(service.registry.expire(service.now()))
+            service.fanout.publish(service.registry.maintain(service.now()))
+        except Unavailable:
+            pass  # the registry logged the outage once; the next sweep knocks again
         except Exception:
             logger.exception("sweep failed")
 

@@ -38,7 +38,14 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from ..errors import NotClaimed, NotHolder, NotVisiting, Taken, TooManyClaims, Unavailable
+from ..errors import (
+    NotClaimed,
+    NotHolder,
+    NotVisiting,
+    Taken,
+    TooManyClaims,
+    Unavailable,
+)
 from .base import Changes, Identity, PageView, Registry, Stats
 
 logger = logging.getLogger(__name__)
@@ -177,7 +184,9 @@ class RedisRegistry(Registry):
 
         self.check()
         self._call("restore", time.time(), {"live": [], "gone": []})
-        logger.info("registry in Redis at %s as process %s", self.where, self.process_id)
+        logger.info(
+            "registry in Redis at %s as process %s", self.where, self.process_id
+        )
 
     # Operations on connections.
 
@@ -248,7 +257,9 @@ class RedisRegistry(Registry):
 
     # Claims.
 
-    def claim(self, sid: str, action: str, now: float) -> tuple[dict[str, Any], Changes]:
+    def claim(
+        self, sid: str, action: str, now: float
+    ) -> tuple[dict[str, Any], Changes]:
         self._connection_on_page(sid, "claiming an action")
         reply = self._run("claim", now, sid=sid, action=action)
         error = reply.get("error")
@@ -310,7 +321,9 @@ class RedisRegistry(Registry):
         try:
             self._client.ping()
         except OUTAGE_ERRORS as error:
-            raise Unavailable(f"Redis at {self.where} is unreachable: {error}") from None
+            raise Unavailable(
+                f"Redis at {self.where} is unreachable: {error}"
+            ) from None
 
     def close(self) -> None:
         """Drop this process's connections, with the usual grace, and disconnect."""
@@ -349,7 +362,9 @@ class RedisRegistry(Registry):
             raise Unavailable("the presence store (Redis) is unreachable; try again")
         return self._call(script, now, arguments)
 
-    def _call(self, script: str, now: float, arguments: dict[str, Any]) -> dict[str, Any]:
+    def _call(
+        self, script: str, now: float, arguments: dict[str, Any]
+    ) -> dict[str, Any]:
         given = {name: value for name, value in arguments.items() if value is not None}
         args = [
             self.prefix,
@@ -398,7 +413,11 @@ class RedisRegistry(Registry):
     def _restore(self, now: float) -> Changes:
         gone = set(self._gone)
         live = [
-            {name: value for name, value in connection.record(sid).items() if value is not None}
+            {
+                name: value
+                for name, value in connection.record(sid).items()
+                if value is not None
+            }
             for sid, connection in self._connections.items()
         ]
         reply = self._call("restore", now, {"live": live, "gone": sorted(gone)})
