@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import logging
+from typing import Any
 
 from flask import current_app, request
 
@@ -26,10 +27,7 @@ def require_api_key() -> None:
     With no ``DIBS_API_KEY`` configured every request passes, as it does in
     the open development mode.
     """
-    expected = current_app.extensions["dibs"].settings.api_key
-    if not expected:
-        return
-    if hmac.compare_digest(presented_key().encode(), expected.encode()):
+    if is_api_key(presented_key(), current_app.extensions["dibs"].settings.api_key):
         return
     logger.warning(
         "refused %s %s from %s: bad or missing API key",
@@ -38,3 +36,39 @@ def require_api_key() -> None:
         request.remote_addr,
     )
     raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+
+
+def is_api_key(presented: Any, api_key: str) -> bool:
+    """Return whether ``presented`` opens the API: it is ``api_key``, compared in
+    constant time, or no key is configured."""
+    if not api_key:
+        return True
+    if not isinstance(presented, str):
+        return False
+    return hmac.compare_digest(presented.encode(), api_key.encode())
+
+
+def require_monitor_key() -> str:
+    """Return the key the monitor page was asked with, refusing a wrong one.
+
+    A browser cannot easily send a header when opening a page, so the key may
+    also come as the ``key`` query argument; the page then hands it to its
+    socket.
+    """
+    key = presented_key() or request.args.get("key", "")
+    if is_api_key(key, current_app.extensions["dibs"].settings.api_key):
+        return key
+    logger.warning(
+        "refused %s %s from %s: bad or missing API key",
+        request.method,
+        request.path,
+        request.remote_addr,
+    )
+    raise Unauthorized("open the monitor as /monitor?key=<API key>")
+
+
+def monitor_allowed(auth: Any, api_key: str) -> bool:
+    """Return whether a monitor socket's ``auth`` payload, ``{monitor: KEY}``,
+    carries the API key."""
+    key = auth.get("monitor") if isinstance(auth, dict) else None
+    return is_api_key(key, api_key)

@@ -1,4 +1,5 @@
-"""The HTTP API for backends: presence of a page, and who holds a claim.
+"""The HTTP API for backends: presence of a page, who holds a claim, every
+page at once, and publishing notifications.
 
 Every answer is JSON, errors included: ``{"error": CODE, "message": TEXT}``
 with a matching status, never an HTML page or a stack trace.
@@ -12,12 +13,16 @@ from typing import Any
 from flask import Blueprint, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from . import monitor, notifications
 from .access import require_api_key
 from .errors import DibsError, InvalidRequest, NotClaimed, NotHolder
 from .service import Service
 from .validation import action_field, text_field, MAX_HREF
 
 logger = logging.getLogger(__name__)
+
+MAX_JSON_BODY = 4 * notifications.MAX_DATA_BYTES
+"""Largest request body accepted, leaving room for escapes and whitespace."""
 
 blueprint = Blueprint("api", __name__, url_prefix="/api")
 blueprint.before_request(require_api_key)
@@ -83,6 +88,35 @@ def force_release() -> Any:
     dibs.fanout.publish(changes)
     logger.info("force-release %s on %s held by %s", action, page, claim["user"])
     return jsonify({"ok": True, "released": claim})
+
+
+@blueprint.get("/pages")
+def every_page() -> Any:
+    """Return PRESENCE of every page that has viewers or claims, with counts."""
+    pages = [view.presence() for view in service().registry.views()]
+    counts = monitor.counts(pages)
+    return jsonify({"at": monitor.millis(), "counts": counts, "pages": pages})
+
+
+@blueprint.post("/publish")
+def publish() -> Any:
+    """Send ``{topic, event, data}`` to every subscriber of the topic; answer 202."""
+    notice = notifications.notification(json_body(), service().now())
+    notifications.publish(service().sio, notice)
+    return jsonify({"ok": True, "topic": notice["topic"], "at": notice["at"]}), 202
+
+
+def json_body() -> Any:
+    """Return the request's decoded JSON body, refusing anything else."""
+    # Bounded before reading, so an oversized body is refused with 413
+    # instead of being parsed into memory.
+    request.max_content_length = MAX_JSON_BODY
+    if not request.is_json:
+        raise InvalidRequest("send a JSON body with Content-Type: application/json")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise InvalidRequest("the body must be a JSON object such as {topic, event}")
+    return body
 
 
 @blueprint.errorhandler(DibsError)

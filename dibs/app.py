@@ -9,7 +9,7 @@ from typing import Any
 import socketio
 from flask import Flask
 
-from . import api, legacy, pages, protocol, sweeper, websocket
+from . import api, legacy, monitor, notifications, pages, protocol, sweeper, websocket
 from . import identity, metrics, origins
 from .errors import Unavailable
 from .fanout import Fanout
@@ -105,6 +105,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     protocol.register(service)
     legacy.register(service)
+    notifications.register(service)
+    monitor.register(service)
     register_unknown_event_handler(sio)
 
     flask_app = Flask(

@@ -3,12 +3,14 @@
 Modern clients get a ``presence`` event in their page's room; legacy clients
 get ``PAGEVISITORINFO_UPDATE`` in the room of the exact URL they visited, or,
 when ``DIBS_LEGACY_SCOPE=all``, the whole map of every page.  Emits happen
-here, after the registry call that changed things has returned.
+here, after the registry call that changed things has returned; listeners
+(the monitoring board's feed) hear of every change first.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import socketio
@@ -28,12 +30,15 @@ class Fanout:
         self.sio = sio
         self.registry = registry
         self.legacy_scope = legacy_scope
+        self.listeners: list[Callable[[Changes], None]] = []
 
     def publish(self, changes: Changes) -> None:
         """Tell each page in ``changes`` its new presence, in both protocols."""
         if not changes:
             return
 
+        for listener in self.listeners:
+            listener(changes)
         for view in changes.values():
             self.sio.emit("presence", view.presence(), to=rooms.page(view.page))
             if self.legacy_scope == "page":

@@ -1,14 +1,22 @@
-"""The pages Dibs serves to people: the test page, the health check, the
-browser Socket.IO client."""
+"""The pages Dibs serves to people: the test page, the monitoring board, the
+health check, the browser Socket.IO client."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, render_template, send_file
+from flask import (
+    Blueprint,
+    current_app,
+    jsonify,
+    make_response,
+    render_template,
+    send_file,
+)
 
-from .errors import Unavailable
+from .access import require_monitor_key
+from .errors import Unauthorized, Unavailable
 from .service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +33,27 @@ def service() -> Service:
 def test_page() -> Any:
     """Serve the manual test page."""
     return render_template("index.html")
+
+
+@blueprint.get("/monitor")
+def monitor() -> Any:
+    """Serve the live monitoring board to holders of the API key."""
+    key = require_monitor_key()
+    response = make_response(render_template("monitor.html", key=key))
+    # The page carries the key for its socket: keep it out of caches and
+    # out of the Referer of links followed from it.
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@blueprint.errorhandler(Unauthorized)
+def unauthorized(error: Unauthorized) -> Any:
+    headers = {
+        "Content-Type": "text/plain; charset=utf-8",
+        "WWW-Authenticate": "Bearer",
+    }
+    return f"401 Unauthorized: {error.message}\n", 401, headers
 
 
 @blueprint.get("/healthz")

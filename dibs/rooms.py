@@ -17,3 +17,12 @@ def page(key: str) -> str:
 def href(url: str) -> str:
     """Return the room of legacy clients that visited exactly ``url``."""
     return "href:" + url
+
+
+def topic(name: str) -> str:
+    """Return the room of connections subscribed to notification topic ``name``."""
+    return "topic:" + name
+
+
+MONITORS = "monitor:all"
+"""Every monitoring board, in the monitor namespace."""

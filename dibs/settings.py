@@ -194,6 +194,12 @@ class Settings:
         "connections and frees their claims. Must exceed the clock skew between "
         "hosts.",
     )
+    max_subscriptions: int = _setting(
+        "DIBS_MAX_SUBSCRIPTIONS",
+        parse_count,
+        32,
+        "Most notification topics one connection may subscribe to at a time.",
+    )
     legacy_scope: str = _setting(
         "DIBS_LEGACY_SCOPE",
         parse_choice("page", "all"),
