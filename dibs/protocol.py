@@ -10,6 +10,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import socketio
+
 from . import metrics, rooms
 from .errors import DibsError
 from .identity import identify
@@ -39,7 +41,8 @@ def register(service: Service) -> None:
                 error.message,
             )
             metrics.record_refusal(reason)
-            raise ConnectionRefusedError(error.code) from None
+            # The client's connect_error carries only the code, never the detail.
+            raise socketio.exceptions.ConnectionRefusedError(error.code) from None
 
         registry.connect(sid, identity, service.now())
         logger.info(
