@@ -10,10 +10,12 @@ import socketio
 from flask import Flask
 
 from . import api, legacy, monitor, notifications, pages, protocol, sweeper, websocket
-from . import identity, metrics, origins
+from . import identity, metrics, origins, sessions
 from .errors import Unavailable
 from .fanout import Fanout
+from .frames import MAX_MESSAGE_BYTES
 from .pubsub import RedisChannel
+from .ratelimit import RateLimiter
 from .registry import MemoryRegistry, RedisRegistry, Registry
 from .service import Service
 from .settings import Settings, SettingsError
@@ -22,7 +24,6 @@ from .sockets import DibsSocketServer, register_unknown_event_handler
 logger = logging.getLogger(__name__)
 
 ROOT = Path(__file__).resolve().parent.parent
-MAX_MESSAGE_BYTES = 64 * 1024
 
 
 class DibsApp(socketio.WSGIApp):
@@ -80,10 +81,12 @@ def create_socket_server(settings: Settings) -> DibsSocketServer:
         # Events of one connection run in order, in its own greenlet: a claim
         # sent right after a visit must see that visit.
         async_handlers=False,
+        rate_limiter=RateLimiter(settings.rate_per_second, settings.rate_burst),
         cors_allowed_origins=origins.origin_check(settings),
         client_manager=RedisChannel(settings.redis_url) if settings.redis_url else None,
     )
     websocket.install(sio.eio, max_message_size=MAX_MESSAGE_BYTES)
+    sessions.start(sio, settings.connect_timeout)
     return sio
 
 

@@ -21,7 +21,7 @@ from . import tokens
 from .errors import InvalidRequest, Unauthorized
 from .registry import Identity
 from .settings import Settings
-from .validation import text_field
+from .validation import MAX_NAME, text, text_field
 
 logger = logging.getLogger(__name__)
 
@@ -73,10 +73,10 @@ def claimed_identity(auth: Any) -> Identity:
     if not isinstance(auth, dict):
         raise InvalidRequest("auth must be an object such as {user, name}")
 
-    user = text_field(auth, "user", 100, required=False)
+    user = text_field(auth, "user", MAX_NAME, required=False)
     if user is None:
         return anonymous()
-    name = text_field(auth, "name", 100, required=False) or user
+    name = text_field(auth, "name", MAX_NAME, required=False) or user
     return Identity(user=user, name=name)
 
 
@@ -90,11 +90,8 @@ def legacy_identity(username: Any, settings: Settings) -> Identity | None:
     if settings.secret:
         return None
 
-    if not isinstance(username, str) or not username.strip():
-        raise InvalidRequest("username must be a non-empty string")
-    if len(username) > 100:
-        raise InvalidRequest("username must be at most 100 characters")
-    return Identity(user=username, name=username)
+    user = text(username, "username", MAX_NAME)
+    return Identity(user=user, name=user)
 
 
 def anonymous() -> Identity:

@@ -23,7 +23,7 @@ from .fanout import LEGACY_UPDATE
 from .identity import legacy_identity
 from .service import Service
 from .sockets import guarded
-from .validation import MAX_HREF, text_field
+from .validation import MAX_HREF, text, timestamp
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +39,8 @@ def register(service: Service) -> None:
     def page_visit(
         sid: str, href: Any = None, username: Any = None, visit_timestamp: Any = None
     ) -> dict[str, Any]:
-        url = text_field({"href": href}, "href", MAX_HREF)
+        url = text(href, "href", MAX_HREF)
+        timestamp(visit_timestamp)
         identity = legacy_identity(username, service.settings)
         key = service.key_of(url)
 

@@ -81,6 +81,7 @@ def register(service: Service) -> None:
     @sio.on("leave")
     @guarded("leave")
     def leave(sid: str, data: Any = None) -> dict[str, Any]:
+        payload(data, "leave")
         before = registry.page_of(sid)
         changes = registry.leave(sid, service.now())
         move_rooms(sid, before, None)

@@ -223,7 +223,29 @@ class Settings:
         "DIBS_PING_TIMEOUT",
         parse_positive,
         10.0,
-        "Seconds to wait for a pong before a silent client is dropped.",
+        "Seconds to wait for a pong before a silent client is dropped. A client "
+        "that vanished without closing is gone from its pages within ping "
+        "interval + ping timeout + grace + 1 s (24 s by default).",
+    )
+    connect_timeout: float = _setting(
+        "DIBS_CONNECT_TIMEOUT",
+        parse_positive,
+        10.0,
+        "Seconds a new connection gets to complete the Socket.IO connect after "
+        "its handshake; a connection that has not is closed.",
+    )
+    rate_per_second: float = _setting(
+        "DIBS_RATE_PER_SECOND",
+        parse_positive,
+        20.0,
+        "Events one connection may send per second, on average; the ones beyond "
+        "are answered `rate_limited` and dropped.",
+    )
+    rate_burst: int = _setting(
+        "DIBS_RATE_BURST",
+        parse_count,
+        40,
+        "Events one connection may send at once, before the rate applies.",
     )
     api_key: str = _setting(
         "DIBS_API_KEY",
