@@ -103,3 +103,28 @@ def connect(server: DibsProcess) -> Iterator[Callable[..., Agent]]:
     yield make
     for agent in agents:
         agent.close()
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
+    """A Redis of this test's own, which it may stop and start again."""
+    redis = RedisProcess(redis_server_path(), tmp_path).start()
+    yield redis
+    redis.stop()
+
+
+@pytest.fixture
+def start_dibs(tmp_path: Path) -> Iterator[Callable[..., DibsProcess]]:
+    """Start Dibs processes with exactly the settings given, on no backend
+    parameter: for tests that build their own cluster on Redis."""
+    started: list[DibsProcess] = []
+
+    def start(env: dict[str, str], **kwargs: Any) -> DibsProcess:
+        log_path = tmp_path / f"dibs-{len(started)}.log"
+        server = DibsProcess({**FAST_SETTINGS, **env}, log_path=log_path, **kwargs)
+        started.append(server)
+        return server.start()
+
+    yield start
+    for server in started:
+        server.stop()
