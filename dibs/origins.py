@@ -39,16 +39,23 @@ def own_origins(environ: Mapping[str, Any]) -> set[str]:
     return origins
 
 
+def is_allowed(origin: str | None, environ: Mapping[str, Any], settings: Settings) -> bool:
+    """Return whether a request from ``origin`` may reach the Socket.IO server."""
+    if origin is None or "*" in settings.allowed_origins:
+        return True
+    origin = origin.lower()
+    return origin in settings.allowed_origins or origin in own_origins(environ)
+
+
 def origin_check(settings: Settings) -> OriginCheck | str:
     """Return what python-engineio's ``cors_allowed_origins`` should be."""
     if "*" in settings.allowed_origins:
         return "*"
-    listed = set(settings.allowed_origins)
 
-    def allowed(origin: str | None, environ: Mapping[str, Any]) -> bool:
+    def check(origin: str | None, environ: Mapping[str, Any]) -> bool:
         if origin is None:
             return False  # asked only for CORS headers, with nothing to allow
-        if origin.lower() in listed or origin.lower() in own_origins(environ):
+        if is_allowed(origin, environ, settings):
             return True
         logger.warning(
             "refused handshake from %s: origin %r is not allowed "
@@ -59,4 +66,4 @@ def origin_check(settings: Settings) -> OriginCheck | str:
         metrics.record_refusal("origin")
         return False
 
-    return allowed
+    return check

@@ -9,6 +9,7 @@ so it reconnects, to this server's successor), and returns.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 from typing import Any
@@ -18,11 +19,12 @@ import gevent.event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 from .frames import SizeLimitedWebSocketHandler
+from . import origins
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
 
-STOP_SECONDS = 3.0
+STOP_SECONDS = 1.5
 """How long open requests get to finish once every connection was closed;
 after it their handlers are killed."""
 
@@ -37,6 +39,7 @@ def serve(app: Any, settings: Settings) -> None:
         spawn=Pool(),
         log=None,
     )
+    server.pre_start_hook = functools.partial(refuse_upgrade, app.service.settings)
     stopping = gevent.event.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         gevent.signal_handler(signum, ask_to_stop, stopping, signum)
@@ -50,6 +53,17 @@ def serve(app: Any, settings: Settings) -> None:
     logger.info("closed %d connections; stopping", closed)
     server.stop(timeout=STOP_SECONDS)
     logger.info("Dibs stopped")
+
+
+def refuse_upgrade(settings: Settings, handler: WebSocketHandler) -> bool:
+    """Return True to answer a WebSocket handshake as plain HTTP, not upgraded.
+
+    gevent-websocket upgrades before the app runs; a handshake from a foreign
+    origin is kept plain, so that python-engineio refuses it with a 400 that
+    the browser sees, instead of an upgrade it would then see closed.
+    """
+    origin = handler.environ.get("HTTP_ORIGIN")
+    return not origins.is_allowed(origin, handler.environ, settings)
 
 
 def ask_to_stop(stopping: gevent.event.Event, signum: int) -> None:

@@ -187,13 +187,13 @@ def test_a_legacy_username_cannot_override_the_token(secured, agents):
     assert "mallory" not in watcher.users()
 
 
-def test_a_query_string_token_is_refused_unless_turned_on(secured, start_server):
+def test_a_query_string_token_is_refused_unless_turned_on(secured, start_dibs):
     url = f"{secured.url}?token={token()}"
     with pytest.raises(socketio.exceptions.ConnectionError):
         Agent(url).connect()
     wait_until(lambda: "query_token_off" in secured.log())
 
-    allowing = start_server({"DIBS_SECRET": SECRET, "DIBS_ALLOW_QUERY_TOKEN": "true"})
+    allowing = start_dibs({"DIBS_SECRET": SECRET, "DIBS_ALLOW_QUERY_TOKEN": "true"})
     alice = Agent(f"{allowing.url}?token={token()}").connect()
     try:
         assert alice.visit(PAGE)["presence"]["viewers"][0]["user"] == "alice"
@@ -202,15 +202,17 @@ def test_a_query_string_token_is_refused_unless_turned_on(secured, start_server)
         alice.close()
 
 
-def test_the_open_mode_says_so_once_at_start(server, secured):
+def test_the_open_mode_says_so_once_and_believes_any_name(start_dibs, secured):
+    server = start_dibs({})
     warnings = [line for line in server.log().splitlines() if "OPEN DEVELOPMENT" in line]
     assert len(warnings) == 1 and " WARNING " in warnings[0]
     assert "OPEN DEVELOPMENT" not in secured.log_path.read_text()
 
-
-def test_the_open_mode_believes_the_user_a_client_names(connect):
-    mallory = connect("mallory")
-    assert mallory.visit(PAGE)["presence"]["viewers"][0]["user"] == "mallory"
+    mallory = Agent(server.url, auth={"user": "mallory"}).connect()
+    try:
+        assert mallory.visit(PAGE)["presence"]["viewers"][0]["user"] == "mallory"
+    finally:
+        mallory.close()
 
 
 def mint(*args: str, secret: str | None = SECRET) -> subprocess.CompletedProcess[str]:
