@@ -90,6 +90,16 @@ def tabs(browser: Any, dibs: DibsProcess) -> Iterator[Callable[..., Any]]:
         context.close()
 
 
+@pytest.fixture
+def shot(backend: str) -> Callable[[Any, str], None]:
+    """Save a full-page screenshot of a tab in ``artifacts/``, named per backend."""
+
+    def take(tab: Any, name: str) -> None:
+        tab.screenshot(path=ARTIFACTS / f"{name}-{backend}.png", full_page=True)
+
+    return take
+
+
 def agent_path(user: str, name: str, page: str = BOOKING) -> str:
     """Return the test page's address that connects as ``user`` on ``page``."""
     query = {
@@ -127,7 +137,7 @@ def count_enablings(tab: Any, selector: str) -> None:
     )
 
 
-def test_claim_story_two_tabs_reload_release_and_monitor(tabs: Any) -> None:
+def test_claim_story_two_tabs_reload_release_and_monitor(tabs: Any, shot: Any) -> None:
     from playwright.sync_api import expect
 
     alice = tabs(agent_path("alice", "Alice"))
@@ -140,9 +150,7 @@ def test_claim_story_two_tabs_reload_release_and_monitor(tabs: Any) -> None:
 
     alice.click("#action-rebook")
     expect(alice.locator("#action-rebook")).to_have_text("Release rebook (yours)")
-    alice.screenshot(
-        path=ARTIFACTS / "test-page-alice-holds-rebook.png", full_page=True
-    )
+    shot(alice, "test-page-alice-holds-rebook")
     expect(bob.locator("#action-rebook")).to_be_disabled()
     expect(bob.locator("#action-rebook")).to_contain_text("Alice")
     expect(bob.locator("#action-refund")).to_be_enabled()
@@ -165,10 +173,8 @@ def test_claim_story_two_tabs_reload_release_and_monitor(tabs: Any) -> None:
     expect(monitor.locator("#count-claims")).to_have_text("1")
     expect(monitor.locator("#count-crowded")).to_have_text("1")
     assert "key=" not in monitor.url
-    bob.screenshot(path=ARTIFACTS / "test-page-bob-sees-alice-dibs.png", full_page=True)
-    monitor.screenshot(
-        path=ARTIFACTS / "monitor-two-agents-one-claim.png", full_page=True
-    )
+    shot(bob, "test-page-bob-sees-alice-dibs")
+    shot(monitor, "monitor-two-agents-one-claim")
 
     alice.click("#action-rebook")
     expect(bob.locator("#action-rebook")).to_be_enabled()
@@ -178,7 +184,7 @@ def test_claim_story_two_tabs_reload_release_and_monitor(tabs: Any) -> None:
 
 
 def test_published_notification_appears_on_both_tabs(
-    tabs: Any, dibs: DibsProcess
+    tabs: Any, dibs: DibsProcess, shot: Any
 ) -> None:
     from playwright.sync_api import expect
 
@@ -194,7 +200,7 @@ def test_published_notification_appears_on_both_tabs(
         expect(item).to_have_count(1)
         expect(item).to_contain_text("urgent")
         expect(item).to_contain_text('"note":"<b>now</b>"')
-    alice.screenshot(path=ARTIFACTS / "test-page-notification.png", full_page=True)
+    shot(alice, "test-page-notification")
 
     publish(dibs, "refunds", "ignored", None)
     publish(dibs, "bookings", "second", [1, 2])
@@ -230,7 +236,9 @@ def test_client_reconnects_revisits_and_resubscribes(
     expect(bob.locator("#action-cancel")).to_be_enabled()
 
 
-def test_markup_in_a_name_appears_as_text(tabs: Any) -> None:
+# Escaping happens in the browser; the registry behind plays no part.
+@pytest.mark.memory_only
+def test_markup_in_a_name_appears_as_text(tabs: Any, shot: Any) -> None:
     from playwright.sync_api import expect
 
     mallory = tabs(agent_path("mallory", MARKUP))
@@ -246,13 +254,15 @@ def test_markup_in_a_name_appears_as_text(tabs: Any) -> None:
     row = monitor.locator(f'tr[data-page="{BOOKING}"]')
     expect(row.locator("td.who")).to_contain_text(MARKUP)
     expect(row.locator("td.claims")).to_have_text(f"refund: {MARKUP}")
-    bob.screenshot(path=ARTIFACTS / "test-page-markup-name.png", full_page=True)
+    shot(bob, "test-page-markup-name")
 
     for tab in (mallory, bob, monitor):
         assert tab.locator("img").count() == 0
         assert tab.dialogs == []
 
 
+# The key is checked before the registry is ever asked.
+@pytest.mark.memory_only
 def test_monitor_needs_the_api_key(tabs: Any, dibs: DibsProcess) -> None:
     from playwright.sync_api import expect
 
