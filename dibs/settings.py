@@ -190,9 +190,8 @@ class Settings:
         parse_positive,
         10.0,
         "With Redis: a process beats a heartbeat at least once a second; one "
-        "silent this long is taken for dead, and another process removes its "
-        "connections and frees their claims. Must exceed the clock skew between "
-        "hosts.",
+        "silent this long (by Redis's clock) is taken for dead, and another "
+        "process removes its connections and frees their claims.",
     )
     max_subscriptions: int = _setting(
         "DIBS_MAX_SUBSCRIPTIONS",

@@ -11,11 +11,12 @@ href).  That record answers :meth:`page_of` and :meth:`identity_of` without a
 round trip, and lets the process register its connections again when Redis
 returns from an outage or a restart that lost its data.
 
-Note that times come from the callers' clocks (``now``): grace periods, claim
-lifetimes and heartbeats compare times written by different processes, so
-their hosts' clocks must agree (NTP); a skew of S seconds moves each by S.
-Fencing tokens also follow Redis's own clock, so they keep increasing after
-Redis loses its data even if one host's clock is behind.
+Note that times come from the callers' clocks (``now``): grace periods and
+claim lifetimes compare times written by different processes, so their hosts'
+clocks must agree (NTP); a skew of S seconds moves each by S.  Heartbeats are
+stamped and judged by Redis's own clock instead, and fencing tokens follow it
+too, so they keep increasing after Redis loses its data even if one host's
+clock is behind.
 
 Note that claims live only in Redis: a Redis restart that loses its data
 loses the claims (presence comes back, each process registers its own).

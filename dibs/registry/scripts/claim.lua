@@ -31,10 +31,8 @@ end
 -- Both clocks count: the caller's, and Redis's own, which every process
 -- shares, so one process with a slow clock cannot pull tokens back.
 local last = tonumber(redis.call("GET", P .. "token") or "0")
-local time = redis.call("TIME")
-local server_micros = tonumber(time[1]) * 1000000 + tonumber(time[2])
 local token = string.format(
-  "%.0f", math.max(last + 1, math.floor(NOW * 1000000), server_micros))
+  "%.0f", math.max(last + 1, math.floor(NOW * 1000000), server_micros()))
 redis.call("SET", P .. "token", token)
 
 local claim = {

@@ -16,7 +16,7 @@
 --   P.."conn:"..sid       hash   user, name, state, process, page?, href?
 --   P.."connections"      set    every connection's sid
 --   P.."process:"..id     set    sids of the connections a process serves
---   P.."processes"        zset   process id -> time of its last heartbeat
+--   P.."processes"        zset   process id -> its last heartbeat, by Redis's clock
 --   P.."viewers:"..page   hash   user -> viewer (JSON)
 --   P.."claims:"..page    hash   action -> claim (JSON)
 --   P.."hrefs:"..page     hash   legacy href -> connections that sent it
@@ -48,6 +48,21 @@ end
 
 local function millis(seconds)
   return math.floor(seconds * 1000)
+end
+
+-- Redis's own clock, in microseconds: the one clock every process shares.
+local function server_micros()
+  local time = redis.call("TIME")
+  return tonumber(time[1]) * 1000000 + tonumber(time[2])
+end
+
+-- Heartbeats are stamped and judged by Redis's clock, so that neither a
+-- skew between hosts nor a call that waited long on its way (its ``now``
+-- already old) can make a live process look dead.
+local function beat()
+  local clock = server_micros() / 1000000
+  redis.call("ZADD", P .. "processes", exact(clock), PROCESS)
+  return clock
 end
 
 local function touch(key, visible)
@@ -350,8 +365,9 @@ local function change_state(sid, connection, state)
 end
 
 -- Disconnect every connection of a process that stopped beating.  Their
--- grace counts from the last heartbeat, the last moment the process was
--- known to be alive, so they are usually gone by the end of this script.
+-- grace counts from ``last_beat`` (the last heartbeat, on the caller's
+-- clock), the last moment the process was known to be alive, so they are
+-- usually gone by the end of the same script.
 local function reap(process, last_beat)
   local sids = redis.call("SMEMBERS", P .. "process:" .. process)
   for _, sid in ipairs(sids) do

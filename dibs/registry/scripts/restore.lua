@@ -5,7 +5,7 @@
 -- Every page a live connection is on is reported, so that it gets a fresh
 -- snapshot even where nothing changed: emits made during the outage were
 -- lost.
-redis.call("ZADD", P .. "processes", exact(NOW), PROCESS)
+beat()
 
 for _, sid in ipairs(ARGS.gone) do
   local connection = load_connection(sid)
