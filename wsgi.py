@@ -20,7 +20,13 @@ except SettingsError as error:
     sys.exit(f"dibs: {error}")
 
 configure_logging(settings.log_level, settings.log_format)
-app = create_app(settings)
+try:
+    app = create_app(settings)
+except SettingsError as error:
+    # Such as a Redis unreachable at start.  Status 4 is gunicorn's "app failed
+    # to load", on which its master stops instead of booting worker after worker.
+    print(f"dibs: {error}", file=sys.stderr)
+    sys.exit(4)
 
 if __name__ == "__main__":
     from dibs.server import serve
