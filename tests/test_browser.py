@@ -17,7 +17,10 @@ import pytest
 import requests
 from support import IN_CI, ROOT, DibsProcess, need_tool
 
+from dibs.tokens import mint
+
 API_KEY = "monitor-test-key"
+SECRET = "a-test-secret-that-is-long-enough-for-hs256"
 BOOKING = "booking:309208537"
 MARKUP = "<img src=x onerror=alert(1)>"
 ARTIFACTS = ROOT / "artifacts"
@@ -69,11 +72,13 @@ def dibs(start_server: Callable[..., DibsProcess]) -> DibsProcess:
 
 
 @pytest.fixture
-def tabs(browser: Any, dibs: DibsProcess) -> Iterator[Callable[..., Any]]:
-    """Open tabs, each in its own browser context (its own session storage)."""
+def tabs(browser: Any, request: pytest.FixtureRequest) -> Iterator[Callable[..., Any]]:
+    """Open tabs, each in its own browser context (its own session storage),
+    on ``server`` or else on the ``dibs`` fixture's server."""
     contexts: list[Any] = []
 
-    def open_tab(path: str) -> Any:
+    def open_tab(path: str, server: DibsProcess | None = None) -> Any:
+        server = server or request.getfixturevalue("dibs")
         context = browser.new_context(viewport={"width": 1100, "height": 900})
         contexts.append(context)
         tab = context.new_page()
@@ -82,7 +87,7 @@ def tabs(browser: Any, dibs: DibsProcess) -> Iterator[Callable[..., Any]]:
             "dialog",
             lambda dialog: (tab.dialogs.append(dialog.message), dialog.dismiss()),
         )
-        tab.goto(dibs.url + path)
+        tab.goto(server.url + path)
         return tab
 
     yield open_tab
@@ -282,3 +287,25 @@ def test_monitor_needs_the_api_key(tabs: Any, dibs: DibsProcess) -> None:
         })"""
     )
     assert refused == ["refused", "unauthorized"]
+
+
+# Tokens are checked at connect, before the registry is ever asked.
+@pytest.mark.memory_only
+def test_test_page_speaks_for_its_token_and_shows_a_bad_one_refused(
+    tabs: Any, start_server: Callable[..., DibsProcess]
+) -> None:
+    from playwright.sync_api import expect
+
+    server = start_server({**SETTINGS, "DIBS_SECRET": SECRET})
+    token = mint(SECRET, "alice", "Alice")
+    # The user and name typed in the page cannot override the token's.
+    query = {"user": "mallory", "name": "Mallory", "token": token, "connect": "1"}
+    alice = tabs("/?" + urlencode({**query, "page": BOOKING}), server)
+    forged = tabs("/?" + urlencode({"token": "not-a-token", "connect": "1"}), server)
+
+    expect(alice.locator("#status")).to_have_text("connected")
+    expect(alice.locator("#viewers")).to_have_text(re.compile(r"Alice\s*alice"))
+    expect(alice.locator("#viewers")).not_to_contain_text("Mallory")
+    alice.click("#action-rebook")
+    expect(alice.locator("#action-rebook")).to_have_text("Release rebook (yours)")
+    expect(forged.locator("#status")).to_have_text("refused (unauthorized)")
