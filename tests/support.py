@@ -93,7 +93,8 @@ class DibsProcess:
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):
+                # gunicorn listens before its worker is ready to answer.
                 pass
             time.sleep(0.05)
         self.stop()
