@@ -309,3 +309,52 @@ def test_test_page_speaks_for_its_token_and_shows_a_bad_one_refused(
     alice.click("#action-rebook")
     expect(alice.locator("#action-rebook")).to_have_text("Release rebook (yours)")
     expect(forged.locator("#status")).to_have_text("refused (unauthorized)")
+
+
+# The board's rendering is under test here, fed in the page itself.
+@pytest.mark.memory_only
+def test_monitor_keeps_hundreds_of_rows_and_updates_them_in_place(
+    tabs: Any, dibs: DibsProcess
+) -> None:
+    from playwright.sync_api import expect
+
+    monitor = tabs(f"/monitor?key={API_KEY}")
+    expect(monitor.locator("#status")).to_have_text("connected")
+    monitor.evaluate(
+        """() => {
+            window.fake = (i, viewers, at) => ({
+                page: "booking:" + (1000 + i), at,
+                viewers: Array.from({ length: viewers }, (_, k) => ({
+                    user: "agent-" + i + "-" + k, name: "Agent " + k,
+                    state: "viewing", since: 0, tabs: 1 })),
+                claims: [],
+            });
+            const pages = Array.from({ length: 400 }, (_, i) => fake(i, 1 + i % 2, 10));
+            monitor.applyDelta({ at: 10, changed: pages, gone: [] });
+        }"""
+    )
+    expect(monitor.locator("#pages tr")).to_have_count(400)
+    expect(monitor.locator("#count-crowded")).to_have_text("200")
+    untouched = monitor.locator('tr[data-page="booking:1002"]')
+    untouched.evaluate("(row) => { row.marked = true; }")
+
+    monitor.evaluate(
+        """() => monitor.applyDelta({ at: 20,
+            changed: [fake(3, 2, 20), fake(400, 1, 20)],
+            gone: [{ page: "booking:1004", at: 20 }] })"""
+    )
+    expect(monitor.locator("#pages tr")).to_have_count(400)
+    expect(monitor.locator('tr[data-page="booking:1003"]')).to_have_class("crowded")
+    expect(monitor.locator('tr[data-page="booking:1004"]')).to_have_count(0)
+    assert untouched.evaluate("(row) => row.marked === true")
+    keys = monitor.locator("#pages tr").evaluate_all(
+        "(rows) => rows.map((r) => r.dataset.page)"
+    )
+    assert keys == sorted(keys) and "booking:1400" in keys
+
+    # A view older than the one shown (another process's late batch) is dropped.
+    monitor.evaluate(
+        "() => monitor.applyDelta({ at: 30, changed: [fake(3, 1, 15)], gone: [] })"
+    )
+    monitor.evaluate("() => new Promise((done) => requestAnimationFrame(() => done()))")
+    expect(monitor.locator('tr[data-page="booking:1003"] td.number')).to_have_text("2")
