@@ -28,6 +28,12 @@ STOP_SECONDS = 1.5
 """How long open requests get to finish once every connection was closed;
 after it their handlers are killed."""
 
+WORKER_WATCH_SECONDS = 0.25
+"""How often a gunicorn worker's greenlet checks whether it must stop."""
+
+WORKER_ACCEPTS_SECONDS = 1.5
+"""How long a gunicorn gevent worker may go on accepting once told to stop."""
+
 
 def serve(app: Any, settings: Settings) -> None:
     """Serve ``app`` on the configured host and port until SIGTERM or SIGINT."""
@@ -88,3 +94,24 @@ def close_connections(app: Any) -> int:
         except Exception:
             logger.exception("could not close session %s", session.sid)
     return len(sessions)
+
+
+def close_when_worker_stops(worker: Any) -> None:
+    """Close every connection of a gunicorn ``worker`` as soon as it must stop.
+
+    gunicorn stops a gevent worker by waiting, up to its graceful timeout (30
+    s by default), for open requests to end, and an open WebSocket never
+    does.  Run in a greenlet from the ``post_worker_init`` hook of
+    ``gunicorn.conf.py``, this closes them instead, as :func:`serve` does, as
+    soon as the worker stops accepting, so that it exits within about three
+    seconds.
+    """
+    while worker.alive:
+        gevent.sleep(WORKER_WATCH_SECONDS)
+
+    # The worker checks once a second whether it must stop, and only then
+    # stops accepting: a client closed before that would reconnect to it.
+    gevent.sleep(WORKER_ACCEPTS_SECONDS)
+    closed = close_connections(worker.wsgi)
+    logger.info("worker %s stopping: closed %d connections", worker.pid, closed)
+

@@ -21,7 +21,7 @@ import requests
 import socketio
 import websocket
 
-from support import ROOT, Agent, DibsProcess, wait_until
+from support import ROOT, Agent, DibsProcess, NodeScenario, wait_until
 
 SECRET = "correct-horse-battery-staple-" + "x" * 40
 OTHER_SECRET = "another-secret-entirely-" + "y" * 16
@@ -137,6 +137,15 @@ def refusal_lines(server: DibsProcess, reason: str) -> int:
     """Count the server's log lines refusing a connection for ``reason``."""
     lines = server.log_path.read_text(errors="replace").splitlines()
     return sum("refused connection" in line and f": {reason} (" in line for line in lines)
+
+
+def test_the_browser_client_sees_unauthorized_or_gets_in(secured):
+    refused = NodeScenario("token.mjs", secured.url, token(ttl=-60)).run()
+    accepted = NodeScenario("token.mjs", secured.url, token(sub="nina", name="Nina")).run()
+
+    assert refused.one("refused")["message"] == "unauthorized"
+    viewers = accepted.one("visited")["reply"]["presence"]["viewers"]
+    assert [viewer["name"] for viewer in viewers] == ["Nina"]
 
 
 def test_a_refused_connection_registers_nothing_and_hears_nothing(secured, agents):
