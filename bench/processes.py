@@ -111,10 +111,14 @@ class ServerProcess:
         return self.log_path.read_text(errors="replace")[-2000:]
 
 
+DIBS_COMMAND = [sys.executable, "wsgi.py"]
+"""How a Dibs server is started; ``--server-command`` replaces it (profiling)."""
+
+
 def dibs_server(settings: dict[str, str], log_path: Path) -> ServerProcess:
     """Return (not started) a Dibs server as ``python wsgi.py`` serves it."""
     env = {"DIBS_HOST": "127.0.0.1", "DIBS_LOG_LEVEL": "warning", **settings}
-    return ServerProcess([sys.executable, "wsgi.py"], env, log_path)
+    return ServerProcess(list(DIBS_COMMAND), env, log_path)
 
 
 class GeneratorProcess:

@@ -13,13 +13,14 @@ import dataclasses
 import json
 import math
 import platform
+import shlex
 import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from . import plot, registry_ops, report
+from . import plot, processes, registry_ops, report
 from .processes import (
     ROOT,
     GeneratorProcess,
@@ -460,12 +461,19 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--generators", type=int, default=1)
     parser.add_argument("--out", type=Path, help="results file (JSON)")
     parser.add_argument("--plots", type=Path, help="directory for the PNG plots")
+    parser.add_argument(
+        "--server-command",
+        help="start Dibs with this instead of 'python wsgi.py', e.g. under a "
+        "profiler that runs in the server's own process",
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Run the benchmark as the command line asks; write JSON and plots."""
     args = parse(argv)
+    if args.server_command:
+        processes.DIBS_COMMAND = shlex.split(args.server_command)
     suite = SUITES[args.suite]
     if args.agents:
         spec = FloorRun(
