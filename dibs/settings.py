@@ -250,14 +250,8 @@ class Settings:
         "DIBS_API_KEY",
         str,
         "",
-        "When set, the HTTP API and the monitor require `Authorization: Bearer "
-        "<key>`; when empty they are open (development only).",
-    )
-    log_level: str = _setting(
-        "DIBS_LOG_LEVEL",
-        parse_choice("debug", "info", "warning", "error"),
-        "info",
-        "Lowest level of log lines written.",
+        "When set, the HTTP API, `/metrics` and the monitor require "
+        "`Authorization: Bearer <key>`; when empty they are open (development only).",
     )
     secret: str = _setting(
         "DIBS_SECRET",
@@ -283,18 +277,24 @@ class Settings:
         "a socket, besides Dibs's own origin; `*` allows any. Handshakes without "
         "an `Origin` header (non-browser clients) are always allowed.",
     )
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
-        """Build settings from ``environ`` (default: ``os.environ``).
-
-        :raises SettingsError: naming the first variable whose value is bad.
+    log_level: str = _setting(
+        "DIBS_LOG_LEVEL",
+        parse_choice("debug", "info", "warning", "error"),
+        "info",
+        "Lowest level of log lines written.",
+    )
     log_format: str = _setting(
         "DIBS_LOG_FORMAT",
         parse_choice("text", "json"),
         "text",
         "`text`: one readable line per event; `json`: one JSON object per line.",
     )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Build settings from ``environ`` (default: ``os.environ``).
+
+        :raises SettingsError: naming the first variable whose value is bad.
         """
         environ = os.environ if environ is None else environ
         values = {}
