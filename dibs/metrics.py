@@ -70,14 +70,25 @@ class PresenceCollector:
     def __init__(self) -> None:
         self.registry: Registry | None = None
 
+    UP_HELP = "1 when the registry answered this scrape, 0 when it could not."
+
     def describe(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily("dibs_registry_up", self.UP_HELP)
         for name, help_text in self.GAUGES.items():
             yield GaugeMetricFamily(f"dibs_{name}", help_text)
 
     def collect(self) -> Iterator[Metric]:
         if self.registry is None:
             return
-        stats = self.registry.stats()
+        try:
+            stats = self.registry.stats()
+        except DibsError:
+            # Redis is away: the registry logs that itself, once; the scrape
+            # still answers, with the counters and without the counts.
+            yield GaugeMetricFamily("dibs_registry_up", self.UP_HELP, value=0)
+            return
+
+        yield GaugeMetricFamily("dibs_registry_up", self.UP_HELP, value=1)
         for name, help_text in self.GAUGES.items():
             yield GaugeMetricFamily(
                 f"dibs_{name}", help_text, value=getattr(stats, name)

@@ -8,7 +8,7 @@ import requests
 import socketio
 from prometheus_client.parser import text_string_to_metric_families
 
-from support import Agent, DibsProcess
+from support import Agent, DibsProcess, wait_until
 
 SECRET = "metrics-secret-" + "s" * 40
 PAGE = "booking:metrics"
@@ -103,3 +103,19 @@ def test_metrics_take_the_api_key_when_one_is_set(start_dibs):
     samples = scrape(server, Authorization=f"Bearer {key}")
     assert value(samples, "dibs_connections") == 0
     assert value(samples, "process_resident_memory_bytes") > 0
+
+
+def test_metrics_still_answer_while_redis_is_away(private_redis, start_dibs):
+    server = start_dibs({"DIBS_REDIS_URL": private_redis.url})
+    assert value(scrape(server), "dibs_registry_up") == 1
+
+    def scrape_while_down() -> dict | None:
+        samples = scrape(server)
+        return samples if value(samples, "dibs_registry_up") == 0 else None
+
+    private_redis.stop()
+    samples = wait_until(scrape_while_down, timeout=15)
+    assert ("dibs_connections", ()) not in samples
+
+    private_redis.start()
+    wait_until(lambda: value(scrape(server), "dibs_registry_up") == 1, timeout=15)
