@@ -39,7 +39,9 @@ def own_origins(environ: Mapping[str, Any]) -> set[str]:
     return origins
 
 
-def is_allowed(origin: str | None, environ: Mapping[str, Any], settings: Settings) -> bool:
+def is_allowed(
+    origin: str | None, environ: Mapping[str, Any], settings: Settings
+) -> bool:
     """Return whether a request from ``origin`` may reach the Socket.IO server."""
     if origin is None or "*" in settings.allowed_origins:
         return True

@@ -1,4 +1,5 @@
-"""Serving Dibs with gevent's WSGI server and gevent-websocket's handler.
+"""Serving Dibs with gevent's WSGI server and gevent-websocket's handler
+(size-limited, see :mod:`dibs.frames`).
 
 The caller must have monkey-patched the standard library with gevent first
 (``wsgi.py`` does), so that any blocking call in the process yields.  On
@@ -18,8 +19,10 @@ import gevent
 import gevent.event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
-from .frames import SizeLimitedWebSocketHandler
+from geventwebsocket.handler import WebSocketHandler
+
 from . import origins
+from .frames import SizeLimitedWebSocketHandler
 from .settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -114,4 +117,3 @@ def close_when_worker_stops(worker: Any) -> None:
     gevent.sleep(WORKER_ACCEPTS_SECONDS)
     closed = close_connections(worker.wsgi)
     logger.info("worker %s stopping: closed %d connections", worker.pid, closed)
-

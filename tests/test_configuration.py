@@ -9,9 +9,9 @@ import subprocess
 import sys
 
 import pytest
+from support import ROOT, DibsProcess
 
 from dibs.settings import describe
-from support import ROOT, DibsProcess
 
 DOCS = ROOT / "docs" / "configuration.md"
 

@@ -15,7 +15,6 @@ import pytest
 import requests
 import socketio
 import websocket
-
 from support import Agent, DibsProcess
 
 LISTED = "https://ops.example.com"

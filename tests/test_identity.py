@@ -20,7 +20,6 @@ import pytest
 import requests
 import socketio
 import websocket
-
 from support import ROOT, Agent, DibsProcess, NodeScenario, wait_until
 
 SECRET = "correct-horse-battery-staple-" + "x" * 40
@@ -100,9 +99,15 @@ REFUSED = {
     "no token": ({"user": "mallory"}, "missing"),
     "empty token": ({"token": ""}, "missing"),
     "expired": ({"token": token(ttl=-60)}, "expired"),
-    "signed with another secret": ({"token": token(secret=OTHER_SECRET)}, "bad_signature"),
+    "signed with another secret": (
+        {"token": token(secret=OTHER_SECRET)},
+        "bad_signature",
+    ),
     "alg none": ({"token": unsigned_token()}, "bad_algorithm"),
-    "HS512 with the right secret": ({"token": token(algorithm="HS512")}, "bad_algorithm"),
+    "HS512 with the right secret": (
+        {"token": token(algorithm="HS512")},
+        "bad_algorithm",
+    ),
     "no sub": ({"token": token(sub=None)}, "missing_claim"),
     "no exp": (
         {"token": jwt.encode({"sub": "alice"}, SECRET, algorithm="HS256")},
@@ -136,12 +141,16 @@ def test_a_bad_or_missing_token_is_refused_at_connect(secured, agents, auth, rea
 def refusal_lines(server: DibsProcess, reason: str) -> int:
     """Count the server's log lines refusing a connection for ``reason``."""
     lines = server.log_path.read_text(errors="replace").splitlines()
-    return sum("refused connection" in line and f": {reason} (" in line for line in lines)
+    return sum(
+        "refused connection" in line and f": {reason} (" in line for line in lines
+    )
 
 
 def test_the_browser_client_sees_unauthorized_or_gets_in(secured):
     refused = NodeScenario("token.mjs", secured.url, token(ttl=-60)).run()
-    accepted = NodeScenario("token.mjs", secured.url, token(sub="nina", name="Nina")).run()
+    accepted = NodeScenario(
+        "token.mjs", secured.url, token(sub="nina", name="Nina")
+    ).run()
 
     assert refused.one("refused")["message"] == "unauthorized"
     viewers = accepted.one("visited")["reply"]["presence"]["viewers"]
@@ -157,12 +166,12 @@ def test_a_refused_connection_registers_nothing_and_hears_nothing(secured, agent
     )
     try:
         assert raw.recv().startswith("0")
-        raw.send(json.dumps({"token": token(secret=OTHER_SECRET)}).join(["40", ""]))
+        raw.send("40" + json.dumps({"token": token(secret=OTHER_SECRET)}))
         assert json.loads(raw.recv()[2:]) == {"message": "unauthorized"}
 
         # Events on a refused connection are ignored, and changes on the page
         # it tried to visit are not sent to it.
-        raw.send('42["visit",{"page":"%s"}]' % PAGE)
+        raw.send("42" + json.dumps(["visit", {"page": PAGE}]))
         bob = join(secured, agents, {"token": token(sub="bob", name="Bob")})
         bob.visit(PAGE)
         alice.call("claim", {"action": "refund"})
@@ -213,7 +222,9 @@ def test_a_query_string_token_is_refused_unless_turned_on(secured, start_dibs):
 
 def test_the_open_mode_says_so_once_and_believes_any_name(start_dibs, secured):
     server = start_dibs({})
-    warnings = [line for line in server.log().splitlines() if "OPEN DEVELOPMENT" in line]
+    warnings = [
+        line for line in server.log().splitlines() if "OPEN DEVELOPMENT" in line
+    ]
     assert len(warnings) == 1 and " WARNING " in warnings[0]
     assert "OPEN DEVELOPMENT" not in secured.log_path.read_text()
 

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 import socketio
-
 from support import DibsProcess, NodeScenario, free_port, wait_until
 
 GUNICORN = str(Path(sys.executable).parent / "gunicorn")
