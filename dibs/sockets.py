@@ -19,7 +19,7 @@ from typing import Any
 import socketio
 from socketio import packet
 
-from . import metrics
+from . import metrics, polling
 from .errors import DibsError, InvalidRequest, RateLimited, UnknownEvent
 from .ratelimit import RateLimiter
 
@@ -62,6 +62,31 @@ class DibsSocketServer(socketio.Server):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.rate_limiter = rate_limiter
+
+    def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
+        """Serve one request; refuse a long-polling POST python-engineio cannot take."""
+        try:
+            polling.check_post(environ, self.eio.max_http_buffer_size)
+        except polling.Refusal as refusal:
+            return self.refuse_post(environ, start_response, refusal)
+        return super().handle_request(environ, start_response)
+
+    def refuse_post(
+        self, environ: dict[str, Any], start_response: Any, refusal: polling.Refusal
+    ) -> list[bytes]:
+        """Answer a refused POST and close its session without waiting."""
+        sid = polling.session_of(environ)
+        logger.warning(
+            "refused long-polling POST to %s from %s: %s",
+            sid,
+            environ.get("REMOTE_ADDR", "?"),
+            refusal.reason,
+        )
+        session = self.eio.sockets.pop(sid, None)
+        if session is not None:
+            session.close(wait=False, abort=True)
+        start_response(refusal.status, [("Content-Type", "text/plain; charset=utf-8")])
+        return [refusal.reason.encode()]
 
     def _handle_eio_message(self, eio_sid, data):
         pkt, refusal = self.inspect(data)
