@@ -10,7 +10,7 @@ import socketio
 from flask import Flask
 
 from . import api, legacy, monitor, notifications, pages, protocol, sweeper, websocket
-from . import identity, metrics, origins, sessions
+from . import heap, identity, metrics, origins, sessions
 from .errors import Unavailable
 from .fanout import Fanout
 from .frames import MAX_MESSAGE_BYTES
@@ -129,4 +129,5 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     metrics.watch(registry)
     identity.announce(settings)
     sweeper.start(service)
+    heap.start(service)
     return DibsApp(service, flask_app)

@@ -35,6 +35,9 @@ logger = logging.getLogger(__name__)
 WATCH_INTERVAL = 1.0
 """Seconds between two looks at every session."""
 
+YIELD_EVERY = 200
+"""Sessions looked at between two chances for other greenlets to run."""
+
 MAX_BACKLOG = 1000
 """Most packets a session may have waiting to be sent before it is closed."""
 
@@ -58,7 +61,11 @@ class SessionWatch:
         for sid in self.waiting.keys() - sessions.keys():
             del self.waiting[sid]
 
-        for sid, session in sessions.items():
+        for count, (sid, session) in enumerate(sessions.items(), 1):
+            if count % YIELD_EVERY == 0:
+                # A look at ten thousand sessions takes tens of milliseconds:
+                # presence waiting to go out must not wait for all of it.
+                self.sio.sleep(0)
             if session.closing or session.closed:
                 continue
             if self.joined(sid):
@@ -110,10 +117,14 @@ class RuntimeCollector:
         if self.sio is None:
             return
         # A walk of the heap: fine once per scrape, too slow for a health check.
+        # Objects the heap keeper froze are invisible to gc.get_objects(), so
+        # thaw them for the walk; the keeper freezes them again.
+        gc.unfreeze()
         alive = sum(
             isinstance(thing, greenlet.greenlet) and not thing.dead
             for thing in gc.get_objects()
         )
+        gc.freeze()
         yield GaugeMetricFamily(
             "dibs_greenlets", "Greenlets alive in the process.", value=alive
         )
