@@ -76,9 +76,14 @@ class Bench:
         self.each(lambda i, sid: self.registry.release(sid, f"action-{i}", now))
 
 
-def time_operation(bench: Bench, name: str, seconds: float) -> tuple[int, float]:
-    """Repeat one operation over every connection; return ``(count, seconds)``."""
-    timed, count = 0.0, 0
+def time_operation(
+    bench: Bench, name: str, seconds: float, trips: RoundTrips
+) -> tuple[int, float, int]:
+    """Repeat one operation over every connection.
+
+    :return: how many were made, the seconds they took, their round trips.
+    """
+    timed, count, round_trips = 0.0, 0, 0
     prepare, measured, tidy = {
         "visit": (None, bench.visit, None),
         "leave": (bench.come_back, bench.leave, bench.come_back),
@@ -90,13 +95,15 @@ def time_operation(bench: Bench, name: str, seconds: float) -> tuple[int, float]
     while timed < seconds and time.perf_counter() < deadline:
         if prepare:
             prepare()
+        trips_before = trips.count
         started = time.perf_counter()
         measured()
         timed += time.perf_counter() - started
+        round_trips += trips.count - trips_before
         count += len(bench.sids)
         if tidy:
             tidy()
-    return count, timed
+    return count, timed, round_trips
 
 
 @dataclasses.dataclass
@@ -131,10 +138,10 @@ def measure(registry: Registry, seconds: float, connections: int) -> dict[str, A
     results = {}
     for name in OPERATIONS:
         with counting_round_trips() as trips:
-            count, timed = time_operation(bench, name, seconds)
+            count, timed, round_trips = time_operation(bench, name, seconds, trips)
         results[name] = {"ops_per_second": round(count / timed), "count": count}
-        if trips.count:
-            results[name]["round_trips_per_op"] = round(trips.count / count, 2)
+        if round_trips:
+            results[name]["round_trips_per_op"] = round(round_trips / count, 2)
     return results
 
 
@@ -168,10 +175,7 @@ def redis_registry(url: str) -> Registry | None:
     import dibs.app
     from dibs.settings import Settings
 
-    fields = [f for f in dataclasses.fields(Settings) if "REDIS" in f.metadata["env"]]
-    if not fields:
-        return None
-    settings = Settings.from_env({fields[0].metadata["env"]: url})
+    settings = Settings.from_env({"DIBS_REDIS_URL": url})
     registry = dibs.app.create_registry(settings)
     return None if isinstance(registry, MemoryRegistry) else registry
 

@@ -69,9 +69,9 @@ SUITES: dict[str, dict[str, Any]] = {
     "small": {
         "groups": {
             "modes": [
-                FloorRun("modern", 200, 50, 3, drain=5),
-                FloorRun("legacy", 200, 20, 3, drain=5),
-                FloorRun("legacy-all", 60, 10, 3, drain=5),
+                FloorRun("modern", 200, 50, 3, drain=10),
+                FloorRun("legacy", 200, 20, 3, drain=10),
+                FloorRun("legacy-all", 60, 10, 3, drain=10),
             ],
         },
         "sweeps": {},
