@@ -42,12 +42,14 @@ await bob.call("leave", {});
 await alice.waitFor("bob_left", "presence", (presence) => users(presence).length === 1);
 
 // Once bob has left, a change on the page must not reach him.  Anything sent
-// to him before his next reply would arrive before that reply.
+// to him about it would come before the news of the page he goes to next.
 const mark = bob.received.length;
 await alice.call("state", { state: "idle" });
 await alice.waitFor("alice_idle", "presence", (presence) => presence.viewers[0].state === "idle");
-await bob.call("leave", {});
-report("after_leave", { client: "bob", events: bob.since(mark).map((item) => item.event) });
+await bob.call("visit", { page: "booking:elsewhere" });
+await bob.waitFor("bob_elsewhere", "presence", (presence) => presence.page === "booking:elsewhere");
+const told = bob.since(mark).map(({ event, args }) => `${event} ${args[0]?.page}`);
+report("after_leave", { client: "bob", events: told });
 
 await Promise.all([alice.upgraded(), bob.upgraded()]);
 alice.close();
