@@ -180,10 +180,11 @@ def test_a_redis_restart_under_connected_clients(private_redis, start_dibs, agen
     alice.presence = bob.presence = None
     private_redis.start()
 
-    # Redis came back empty: each process registers its agents again and
-    # every page gets a fresh snapshot.
+    # Redis came back empty: each process registers its agents again (in
+    # either order, so arrival times may swap) and every page gets a fresh
+    # snapshot.
     for agent in (alice, bob):
-        agent.wait_for(lambda a: a.users() == ["alice", "bob"], timeout=15)
+        agent.wait_for(lambda a: sorted(a.users()) == ["alice", "bob"], timeout=15)
     for process in processes:
         wait_until(lambda p=process: health(p).status_code == 200, timeout=10)
         assert process.process.poll() is None
