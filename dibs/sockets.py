@@ -36,6 +36,18 @@ connection anew."""
 NOT_BINARY = "binary attachments are not accepted: send JSON"
 
 
+class TextPacket(packet.Packet):
+    """A Socket.IO packet that Dibs sends: JSON, never binary attachments.
+
+    python-socketio otherwise walks every payload it sends, looking for
+    bytes, once per emit and per acknowledgement: about a tenth of the
+    server's time under load, for nothing, since Dibs sends no bytes.
+    Packets received are decoded as usual.
+    """
+
+    uses_binary_events = False
+
+
 class DibsSocketServer(socketio.Server):
     """A Socket.IO server that checks every packet before python-socketio acts on it.
 
@@ -60,7 +72,7 @@ class DibsSocketServer(socketio.Server):
     def __init__(
         self, *args: Any, rate_limiter: RateLimiter | None = None, **kwargs: Any
     ) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__(*args, **{"serializer": TextPacket, **kwargs})
         self.rate_limiter = rate_limiter
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
@@ -119,10 +131,13 @@ class DibsSocketServer(socketio.Server):
         """Decode a Socket.IO packet; return it and why it is refused, if it is."""
         if not isinstance(data, str):
             return None, InvalidRequest(NOT_BINARY)
+        # Decoded step by step, so that a packet whose JSON is broken still
+        # yields the ack id and namespace parsed before it, for the reply.
+        pkt = self.packet_class()
         try:
-            pkt = self.packet_class(encoded_packet=data)
+            pkt.attachment_count = pkt.decode(data) or 0
         except (ValueError, TypeError, RecursionError) as error:
-            return None, InvalidRequest(f"malformed packet: {str(error)[:80]}")
+            return pkt, InvalidRequest(f"malformed packet: {str(error)[:80]}")
 
         if pkt.packet_type in (packet.BINARY_EVENT, packet.BINARY_ACK):
             return pkt, InvalidRequest(NOT_BINARY)
