@@ -103,8 +103,11 @@ class SessionWatch:
                 logger.exception("watching sessions failed")
 
 
+BUCKETS_HELP = "Connections with a rate-limit bucket."
+
+
 class RuntimeCollector:
-    """Report greenlets and Engine.IO sessions as gauges, read at each scrape."""
+    """Report greenlets, sessions and rate buckets as gauges, read at each scrape."""
 
     def __init__(self) -> None:
         self.sio: socketio.Server | None = None
@@ -112,6 +115,7 @@ class RuntimeCollector:
     def describe(self) -> Iterator[Metric]:
         yield GaugeMetricFamily("dibs_greenlets", "Greenlets alive in the process.")
         yield GaugeMetricFamily("dibs_sessions", "Engine.IO sessions open.")
+        yield GaugeMetricFamily("dibs_rate_buckets", BUCKETS_HELP)
 
     def collect(self) -> Iterator[Metric]:
         if self.sio is None:
@@ -131,6 +135,9 @@ class RuntimeCollector:
         yield GaugeMetricFamily(
             "dibs_sessions", "Engine.IO sessions open.", value=len(self.sio.eio.sockets)
         )
+        limiter = getattr(self.sio, "rate_limiter", None)
+        buckets = len(limiter.buckets) if limiter is not None else 0
+        yield GaugeMetricFamily("dibs_rate_buckets", BUCKETS_HELP, value=buckets)
 
 
 RUNTIME = RuntimeCollector()
