@@ -190,6 +190,13 @@ class SizeLimitedWebSocketHandler(WebSocketHandler):
     """gevent-websocket's handler, upgrading to a :class:`SizeLimitedWebSocket`."""
 
     max_message_size = MAX_MESSAGE_BYTES
+    read_buffer_bytes = 1024
+
+    def __init__(self, sock: Any, address: Any, server: Any, *args: Any) -> None:
+        super().__init__(sock, address, server, *args)
+        # pywsgi's 8 KB read buffer would stay allocated for the whole life of
+        # a websocket, where messages are small; longer reads bypass it.
+        self.rfile = sock.makefile("rb", self.read_buffer_bytes)
 
     def upgrade_connection(self) -> Any:
         result = super().upgrade_connection()
