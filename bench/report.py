@@ -73,12 +73,14 @@ def ceiling_table(ceiling: dict[str, Any]) -> str:
     bare, dibs = ceiling["bare"], ceiling["dibs"]
     return "\n".join(
         [
-            "| server | messages | bytes each | messages/s | server µs/msg |",
-            "|---|---|---|---|---|",
+            "| server | messages | bytes each | messages/s | server µs/msg | KB/conn |",
+            "|---|---|---|---|---|---|",
             f"| bare gevent-websocket | {bare['received']} | {bare['size']} "
-            f"| {bare['messages_per_second']:.0f} | {bare['cpu_us_per_message']:.1f} |",
+            f"| {bare['messages_per_second']:.0f} | {bare['cpu_us_per_message']:.1f} "
+            f"| {_kb(bare['rss_per_connection_bytes'])} |",
             f"| Dibs ({dibs['label']}) | {dibs['delivered']} | {dibs['size']} "
-            f"| {dibs['messages_per_second']:.0f} | {dibs['cpu_us_per_message']:.1f} |",
+            f"| {dibs['messages_per_second']:.0f} | {dibs['cpu_us_per_message']:.1f} "
+            f"| {_kb(dibs['rss_per_connection_bytes'])} |",
             "",
             f"Dibs' delivered messages/s at that load: "
             f"{ceiling['fraction_of_ceiling']:.1%} of the bare server's; "

@@ -254,6 +254,10 @@ def summarize(
             "cpu_percent": 100 * server_cpu / wall,
             "idle_cpu_percent": 100 * idle_cpu / IDLE_SECONDS,
             "cpu_us_per_message": 1e6 * server_cpu / max(1, delivered),
+            # Without the background work an idle floor costs (pings, sweeps).
+            "net_cpu_us_per_message": 1e6
+            * max(0.0, server_cpu - idle_cpu / IDLE_SECONDS * wall)
+            / max(1, delivered),
         },
         "generator": {
             "processes": len(results),
@@ -300,6 +304,8 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
     progress = Progress(f"[ceiling N={connections} M={messages}]")
     command = [sys.executable, "-m", "bench.ceiling", "serve"]
     server = ServerProcess(command, {}, logs / "ceiling-server.log").start()
+    time.sleep(0.5)
+    rss_base = server.rss()
     config = {"host": "127.0.0.1", "port": server.port, "connections": connections}
     config.update(messages=messages, size=size)
     driver = GeneratorProcess(
@@ -313,6 +319,7 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
             progress.show(phase, driver.progress.get("done", 0), total)
 
         gather([driver], "ready", 60 + connections / 20, show)
+        rss_loaded = server.rss()
         cpu = server.cpu_seconds()
         driver.send("navigate")
         (bare,) = gather([driver], "result", 120, show)
@@ -323,6 +330,7 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
 
     bare["messages_per_second"] = bare["received"] / max(bare["seconds"], 1e-9)
     bare["cpu_us_per_message"] = 1e6 * cpu / max(1, bare["received"])
+    bare["rss_per_connection_bytes"] = (rss_loaded - rss_base) / connections
     dibs = {
         "label": f"{compared['mode']}, {connections} agents, "
         f"{compared['rate']:g} nav/s",
@@ -330,6 +338,7 @@ def run_ceiling(compared: dict[str, Any], logs: Path) -> dict[str, Any]:
         "size": size,
         "messages_per_second": compared["delivered_per_second"],
         "cpu_us_per_message": compared["server"]["cpu_us_per_message"],
+        "rss_per_connection_bytes": compared["server"]["rss_per_connection_bytes"],
     }
     ceiling = {
         "bare": bare,
