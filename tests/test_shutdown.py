@@ -102,3 +102,16 @@ def test_gunicorn_exits_promptly_with_a_websocket_open(tmp_path, client, worker)
         assert "closed 1 connections" in server.log()
     finally:
         server.kill()
+
+
+def test_python_m_dibs_serve_serves_and_stops_like_wsgi_py(tmp_path, client):
+    command = [sys.executable, "-m", "dibs", "serve"]
+    server = DibsProcess(command=command, log_path=tmp_path / "serve.log").start()
+    try:
+        client.connect(server.url, transports=["websocket"], auth={"user": "sam"})
+        assert client.call("visit", {"page": "booking:serve"}, timeout=5)["ok"]
+
+        assert terminate(server) < EXIT_SECONDS
+        assert "closed 1 connections" in server.log()
+    finally:
+        server.kill()
