@@ -317,6 +317,11 @@ class Settings:
             raise SettingsError(
                 "DIBS_PING_INTERVAL + DIBS_PING_TIMEOUT must be at most 60 seconds"
             )
+        if self.allow_query_token and not self.secret:
+            raise SettingsError(
+                "DIBS_ALLOW_QUERY_TOKEN is on but DIBS_SECRET is empty: set the "
+                "secret, or tokens are not checked at all"
+            )
 
     def replace(self, **changes: Any) -> Settings:
         """Return a copy with ``changes`` applied and checked."""

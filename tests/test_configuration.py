@@ -77,6 +77,23 @@ def test_a_bad_value_stops_the_server_with_one_line_naming_it(variable, value):
     assert lines[0].startswith(f"dibs: {variable}=")
 
 
+def test_a_query_token_without_a_secret_stops_the_server():
+    env = {**os.environ, "PORT": "0", "DIBS_ALLOW_QUERY_TOKEN": "true"}
+    env.pop("DIBS_SECRET", None)
+    result = subprocess.run(
+        [sys.executable, "wsgi.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("dibs: DIBS_ALLOW_QUERY_TOKEN is on")
+    assert result.stderr.count("\n") == 1
+
+
 def test_json_logs_are_one_object_per_line(tmp_path):
     server = DibsProcess({"DIBS_LOG_FORMAT": "json"}, log_path=tmp_path / "j.log")
     server.start()
