@@ -125,6 +125,8 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
 
     if isinstance(sio.manager, RedisChannel):
         sio.manager.on_resubscribe = lambda: resnapshot(service)
+        sio.manager.on_page = service.fanout.deliver
+        service.fanout.relay = sio.manager.relay_page
 
     metrics.watch(registry)
     identity.announce(settings)

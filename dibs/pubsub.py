@@ -19,11 +19,15 @@ firewall that forgot it, a frozen proxy):
   ends;
 - once it has subscribed again after a failure it calls ``on_resubscribe``,
   with which the app sends every page a fresh snapshot, since emits made
-  elsewhere while this process was deaf are lost.
+  elsewhere while this process was deaf are lost;
+- :meth:`RedisChannel.relay_page` hands a page's new view to every process,
+  this one included, through ``on_page``, so that each process delivers it
+  to its own clients and can drop a view older than one it already has.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -34,6 +38,7 @@ import redis
 import socketio
 
 from .errors import Unavailable
+from .registry import PageView
 from .registry.redis import client_options
 
 logger = logging.getLogger(__name__)
@@ -42,6 +47,11 @@ PROBE_SECONDS = 2.0
 SILENCE_SECONDS = 7.0
 RETRY_SECONDS = 1.0
 WAIT_SECONDS = 1.0
+
+PAGE_EVENT = "dibs:page"
+"""The channel's internal event carrying a page view between processes.
+
+No client can receive it: it is handled by :class:`RedisChannel` itself."""
 
 
 class SilentChannel(Exception):
@@ -57,7 +67,32 @@ class RedisChannel(socketio.RedisManager):
     def __init__(self, url: str, channel: str = "dibs") -> None:
         super().__init__(url, channel=channel, redis_options=client_options())
         self.on_resubscribe: Callable[[], None] | None = None
+        self.on_page: Callable[[PageView], None] | None = None
         self._probe = json.dumps({"method": "probe", "host_id": self.host_id})
+
+    def relay_page(self, view: PageView) -> None:
+        """Hand ``view`` to ``on_page`` here at once, and on every other process."""
+        if self.on_page is not None:
+            self.on_page(view)
+        self._publish(
+            {
+                "method": "emit",
+                "event": PAGE_EVENT,
+                "data": [dataclasses.asdict(view)],
+                "namespace": "/",
+                "room": None,
+                "skip_sid": None,
+                "callback": None,
+                "host_id": self.host_id,
+            }
+        )
+
+    def _handle_emit(self, message: dict[str, Any]) -> None:
+        if message.get("event") != PAGE_EVENT:
+            return super()._handle_emit(message)
+        if self.on_page is not None:
+            self.on_page(PageView(**message["data"][0]))
+        return None
 
     def _publish(self, data: Any) -> Any:
         try:

@@ -158,7 +158,11 @@ class Agent:
         data = args[0] if args else None
         with self._lock:
             if event == "presence":
-                self.presence = data
+                # python-socketio's client handles each message in a thread
+                # of its own, so events can be seen out of order: keep the
+                # newest view, as versions only grow.
+                if self.presence is None or data["version"] >= self.presence["version"]:
+                    self.presence = data
             elif event == "PAGEVISITORINFO_UPDATE":
                 self.legacy = data
             elif event == "error":

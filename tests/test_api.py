@@ -27,7 +27,7 @@ def test_presence_uses_the_same_page_keys_as_the_sockets(server, connect):
 def test_presence_of_an_empty_page_is_empty(server):
     body = get(server, "/api/presence", page="booking:1").json()
 
-    assert body == {"page": "booking:1", "viewers": [], "claims": []}
+    assert body == {"page": "booking:1", "viewers": [], "claims": [], "version": 0}
 
 
 def test_a_backend_can_ask_who_holds_a_claim(server, connect):

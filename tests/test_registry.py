@@ -40,7 +40,21 @@ def test_visit_returns_the_changed_page(registry):
             }
         ],
         "claims": [],
+        "version": changes["p"].version,
     }
+
+
+def test_every_change_gets_a_higher_version(registry):
+    registry.connect("a1", ALICE, T0)
+    registry.connect("b1", BOB, T0)
+
+    first = registry.visit("a1", "p", "viewing", T0)["p"].version
+    moved = registry.visit("a1", "q", "viewing", T0)
+    second = registry.visit("b1", "q", "viewing", T0)["q"].version
+
+    assert 0 < first < moved["p"].version == moved["q"].version < second
+    assert registry.view("q").version == second
+    assert registry.view("nowhere").version == 0
 
 
 def test_two_tabs_of_one_user_show_once_with_the_most_active_state(registry):

@@ -38,16 +38,27 @@ class PageView:
     ``viewers`` and ``claims`` are the JSON-ready lists of the ``presence``
     event.  ``legacy_hrefs`` are the exact URLs that legacy clients on this
     page sent, each of which is a room that must hear of changes.
+
+    ``version`` grows with every change the registry makes, across all pages
+    (0 for a page nobody is on).  With several processes, views of one page
+    can reach a process out of order; the fan-out drops one older than what it
+    already delivered, and a client may do the same.
     """
 
     page: str
     viewers: list[dict[str, Any]]
     claims: list[dict[str, Any]]
     legacy_hrefs: list[str] = dataclasses.field(default_factory=list)
+    version: int = 0
 
     def presence(self) -> dict[str, Any]:
         """Return the PRESENCE payload of the modern protocol."""
-        return {"page": self.page, "viewers": self.viewers, "claims": self.claims}
+        return {
+            "page": self.page,
+            "viewers": self.viewers,
+            "claims": self.claims,
+            "version": self.version,
+        }
 
     def legacy_visitors(self) -> dict[str, int]:
         """Return the legacy ``{username: visitTimestamp}`` map of this page."""

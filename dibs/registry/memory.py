@@ -68,6 +68,7 @@ class _Page:
     viewers: dict[str, _Viewer] = dataclasses.field(default_factory=dict)
     claims: dict[str, _Claim] = dataclasses.field(default_factory=dict)
     legacy_hrefs: dict[str, int] = dataclasses.field(default_factory=dict)
+    version: int = 0
 
     def is_empty(self) -> bool:
         return not self.viewers and not self.claims
@@ -91,6 +92,7 @@ class MemoryRegistry(Registry):
         self._pages: dict[str, _Page] = {}
         self._deadlines: list[tuple[float, str, str, str, int]] = []
         self._last_token = 0
+        self._last_version = 0
 
     # Operations on connections.
 
@@ -217,7 +219,9 @@ class MemoryRegistry(Registry):
             (claim.public() for claim in state.claims.values()),
             key=lambda claim: (claim["since"], claim["action"]),
         )
-        return PageView(page, viewers, claims, list(state.legacy_hrefs))
+        return PageView(
+            page, viewers, claims, list(state.legacy_hrefs), state.version
+        )
 
     def views(self) -> list[PageView]:
         return [self.view(page) for page in sorted(self._pages)]
@@ -355,10 +359,17 @@ class MemoryRegistry(Registry):
         heapq.heappush(self._deadlines, (when, kind, page, name, token))
 
     def _views(self, keys: set[str]) -> Changes:
+        if not keys:
+            return {}
+
+        self._last_version += 1
         views = {}
         for key in keys:
             page = self._pages.get(key)
-            if page is not None and page.is_empty():
-                del self._pages[key]
+            if page is not None:
+                page.version = self._last_version
+                if page.is_empty():
+                    del self._pages[key]
             views[key] = self.view(key)
+            views[key].version = self._last_version
         return views

@@ -138,7 +138,13 @@ def _page_view(data: dict[str, Any]) -> PageView:
         for viewer in _list(data["viewers"])
     ]
     claims = [_claim(claim) for claim in _list(data["claims"])]
-    return PageView(data["page"], viewers, claims, _list(data["hrefs"]))
+    return PageView(
+        data["page"],
+        viewers,
+        claims,
+        _list(data["hrefs"]),
+        int(data.get("version") or 0),
+    )
 
 
 def _claim(data: dict[str, Any]) -> dict[str, Any]:

@@ -23,6 +23,8 @@
 --   P.."pages"            set    keys of pages with viewers or claims
 --   P.."deadlines"        zset   [kind, page, name, token] (JSON) -> due time
 --   P.."token"            string the last fencing token granted
+--   P.."version"          string the last version stamped on changed views
+--   P.."version:"..page   string the version of a page's current view
 --
 -- Times that decide expiry are kept as "%.17g" strings, which give back the
 -- very same double, because cjson writes numbers with 14 digits only; for
@@ -200,7 +202,10 @@ local function view(key)
     return a.action < b.action
   end)
   table.sort(hrefs)
-  return {page = key, viewers = viewers, claims = claims, hrefs = hrefs}
+  local version = redis.call("GET", P .. "version:" .. key) or "0"
+  return {
+    page = key, viewers = viewers, claims = claims, hrefs = hrefs, version = version
+  }
 end
 
 -- Deadlines.  A deadline is only a hint to look again: when it comes due,
@@ -386,13 +391,34 @@ end
 
 -- Results.
 
+-- The version stamped on the views of one call.  It follows Redis's clock in
+-- microseconds, like fencing tokens, so that it keeps growing even after
+-- Redis lost its data and every process still remembers higher versions.
+local function next_version()
+  local last = tonumber(redis.call("GET", P .. "version") or "0")
+  local version = math.max(last + 1, server_micros())
+  local text = string.format("%.0f", version)
+  redis.call("SET", P .. "version", text)
+  return text
+end
+
 local function finish(result)
   for key in pairs(dirty) do
     save_page(key)
   end
   local views = {}
-  for key in pairs(changed) do
-    views[#views + 1] = view(key)
+  if next(changed) ~= nil then
+    local version = next_version()
+    for key in pairs(changed) do
+      if redis.call("SISMEMBER", P .. "pages", key) == 1 then
+        redis.call("SET", P .. "version:" .. key, version)
+      else
+        redis.call("DEL", P .. "version:" .. key)
+      end
+      local page_view = view(key)
+      page_view.version = version
+      views[#views + 1] = page_view
+    end
   end
   return cjson.encode({result = result, views = views})
 end
