@@ -22,6 +22,7 @@ import struct
 import time
 from typing import Any
 
+import gevent
 from geventwebsocket.exceptions import ProtocolError, WebSocketError
 from geventwebsocket.handler import WebSocketHandler
 from geventwebsocket.websocket import Header, Stream, WebSocket
@@ -134,7 +135,7 @@ class SizeLimitedWebSocket(WebSocket):
     def receive(self) -> Any:
         """Return the next message, or None once the connection is closed."""
         try:
-            return super().receive()
+            message = super().receive()
         except MessageTooBig as refusal:
             logger.warning(
                 "closing WebSocket from %s: message too big (%s)",
@@ -145,6 +146,11 @@ class SizeLimitedWebSocket(WebSocket):
             self.close(TOO_BIG, b"message too big")
             linger(connection)
             return None
+
+        # Reading a socket that has data waiting never yields to the hub: without
+        # this a client sending without pause would hold the whole process.
+        gevent.sleep(0)
+        return message
 
     def close(self, code: int = 1000, message: bytes | str = b"") -> None:
         """Send a close frame carrying ``code`` and ``message``, once."""

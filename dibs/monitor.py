@@ -10,11 +10,9 @@ fifty times within an interval is sent once, so a monitor's work follows the
 number of pages that changed, not the number of events.
 
 The pending batch is per process and the flush runs in its own greenlet,
-which yields while it emits.  Every entry is stamped with the time the change
-was heard; with several processes on Redis each process sends the pages that
-changed on it, and monitors use the stamps to drop a view older than the one
-they already show.  Note that the stamps are wall-clock times of each host,
-so clocks skewed by more than a batch interval can let an older view win.
+which yields while it emits.  With several processes on Redis each process
+sends the pages that changed on it, and monitors use each view's ``version``
+to drop one older than the view they already show.
 """
 
 from __future__ import annotations
@@ -64,13 +62,11 @@ class MonitorFeed:
     def __init__(self, sio: socketio.Server, registry: Registry) -> None:
         self.sio = sio
         self.registry = registry
-        self.pending: dict[str, tuple[PageView, int]] = {}
+        self.pending: dict[str, PageView] = {}
 
     def note(self, changes: Changes) -> None:
         """Keep the newest view of every page in ``changes`` for the next batch."""
-        stamp = millis()
-        for key, view in changes.items():
-            self.pending[key] = (view, stamp)
+        self.pending.update(changes)
 
     def flush(self) -> None:
         """Send every monitor the pages that changed since the last batch."""
@@ -81,11 +77,11 @@ class MonitorFeed:
             return
 
         changed, gone = [], []
-        for key, (view, stamp) in sorted(batch.items()):
+        for key, view in sorted(batch.items()):
             if view.is_empty:
-                gone.append({"page": key, "at": stamp})
+                gone.append({"page": key, "version": view.version})
             else:
-                changed.append({**view.presence(), "at": stamp})
+                changed.append(view.presence())
         delta = {"at": millis(), "changed": changed, "gone": gone}
         self.sio.emit("pages", delta, to=rooms.MONITORS, namespace=NAMESPACE)
 

@@ -27,7 +27,7 @@
   const MONITOR_NAMESPACE = "/monitor";
   // A view of a page older than this behind the newest news of it is stale
   // (monitors hear each process separately); tombstones older than that go.
-  const TOMBSTONE_MS = 60000;
+  const TOMBSTONES = 1000;
 
   /** A request the server refused: `code` is stable, `message` is for people. */
   class DibsError extends Error {
@@ -267,8 +267,12 @@
     }
 
     takePresence(presence) {
-      // Presence of a page this tab already left can still be on its way.
+      // Presence of a page this tab already left can still be on its way,
+      // and a visit's reply can arrive after a newer presence event.
       if (presence !== null && presence.page !== this.pageKey) return;
+      const shown = this.presence;
+      if (presence && shown && shown.page === presence.page
+          && presence.version < shown.version) return;
       this.presence = presence;
       this.listeners.fire("presence", presence);
     }
@@ -328,7 +332,7 @@
         this.stamps.clear();
         for (const presence of reply.pages) {
           this.pages.set(presence.page, presence);
-          this.stamps.set(presence.page, reply.at);
+          this.stamps.set(presence.page, presence.version);
         }
         this.listeners.fire("pages", { reset: true, changed: reply.pages, gone: [] });
       }).catch((error) => this.setStatus("error", error.message));
@@ -338,31 +342,38 @@
       const changed = [];
       const gone = [];
       for (const entry of delta.changed) {
-        if (!this.isNews(entry.page, entry.at)) continue;
-        const { at, ...presence } = entry;
-        this.pages.set(presence.page, presence);
-        changed.push(presence);
+        if (!this.isNews(entry.page, entry.version)) continue;
+        this.pages.set(entry.page, entry);
+        changed.push(entry);
       }
       for (const entry of delta.gone) {
-        if (!this.isNews(entry.page, entry.at)) continue;
+        if (!this.isNews(entry.page, entry.version)) continue;
         this.pages.delete(entry.page);
         gone.push(entry.page);
       }
-      this.forgetOldStamps(delta.at);
+      this.forgetOldStamps();
       this.listeners.fire("pages", { reset: false, changed, gone });
     }
 
-    isNews(page, at) {
+    isNews(page, version) {
+      // Views of a page only ever get newer versions: one older than the
+      // view shown is a late batch from another process.
       const known = this.stamps.get(page);
-      if (known !== undefined && at < known) return false;
-      this.stamps.set(page, at);
+      if (known !== undefined && version < known) return false;
+      this.stamps.set(page, version);
       return true;
     }
 
-    forgetOldStamps(now) {
-      if (this.stamps.size <= this.pages.size * 2 + 100) return;
-      for (const [page, at] of this.stamps) {
-        if (!this.pages.has(page) && now - at > TOMBSTONE_MS) this.stamps.delete(page);
+    forgetOldStamps() {
+      // Versions of pages gone from the board are kept a while to refuse
+      // their late views, but not without bound.
+      let spare = this.stamps.size - this.pages.size - TOMBSTONES;
+      for (const page of this.stamps.keys()) {
+        if (spare <= 0) break;
+        if (!this.pages.has(page)) {
+          this.stamps.delete(page);
+          spare -= 1;
+        }
       }
     }
 

@@ -322,8 +322,8 @@ def test_monitor_keeps_hundreds_of_rows_and_updates_them_in_place(
     expect(monitor.locator("#status")).to_have_text("connected")
     monitor.evaluate(
         """() => {
-            window.fake = (i, viewers, at) => ({
-                page: "booking:" + (1000 + i), at,
+            window.fake = (i, viewers, version) => ({
+                page: "booking:" + (1000 + i), version,
                 viewers: Array.from({ length: viewers }, (_, k) => ({
                     user: "agent-" + i + "-" + k, name: "Agent " + k,
                     state: "viewing", since: 0, tabs: 1 })),
@@ -341,7 +341,7 @@ def test_monitor_keeps_hundreds_of_rows_and_updates_them_in_place(
     monitor.evaluate(
         """() => monitor.applyDelta({ at: 20,
             changed: [fake(3, 2, 20), fake(400, 1, 20)],
-            gone: [{ page: "booking:1004", at: 20 }] })"""
+            gone: [{ page: "booking:1004", version: 20 }] })"""
     )
     expect(monitor.locator("#pages tr")).to_have_count(400)
     expect(monitor.locator('tr[data-page="booking:1003"]')).to_have_class("crowded")
