@@ -4,14 +4,22 @@ Two URLs that differ only in ways that do not matter to an agent (a fragment,
 the order of query parameters, tracking parameters, the case of the host, a
 default port) give the same key.  Anything that is not an http(s) URL, such as
 ``booking:309208537``, is its own key.
+
+Keys are at most :data:`MAX_KEY_LENGTH` characters.  A URL whose key would be
+longer keeps a readable head and ends with ``#`` and a digest of the whole key
+(a fragment never survives in a key, so the mark is unambiguous): a long URL
+is shortened the same way every time, and two long URLs stay apart.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from urllib.parse import parse_qsl, quote, urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
+MAX_KEY_LENGTH = 512
+_DIGEST_LENGTH = 32
 
 
 def page_key(raw: str, tracking_params: Iterable[str] = ()) -> str:
@@ -49,4 +57,11 @@ def page_key(raw: str, tracking_params: Iterable[str] = ()) -> str:
         key += "?" + "&".join(
             f"{quote(n, safe='')}={quote(v, safe='')}" for n, v in query
         )
+    if len(key) > MAX_KEY_LENGTH:
+        key = _shorten(key)
     return key
+
+
+def _shorten(key: str) -> str:
+    digest = hashlib.sha256(key.encode()).hexdigest()[:_DIGEST_LENGTH]
+    return key[: MAX_KEY_LENGTH - _DIGEST_LENGTH - 1] + "#" + digest

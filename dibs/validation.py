@@ -10,10 +10,11 @@ import re
 from typing import Any
 
 from .errors import InvalidRequest
+from .pagekeys import MAX_KEY_LENGTH
 from .registry import STATES
 
 MAX_HREF = 2048
-MAX_PAGE_KEY = 512
+MAX_PAGE_KEY = MAX_KEY_LENGTH
 MAX_NAME = 100
 MAX_TIMESTAMP = 64
 ACTION_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
