@@ -65,6 +65,13 @@ class TooManyClaims(DibsError):
     status = 409
 
 
+class TooManySubscriptions(DibsError):
+    """The connection already follows as many topics as allowed."""
+
+    code = "too_many_subscriptions"
+    status = 409
+
+
 class NotClaimed(DibsError):
     """Nobody holds the claim asked about."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import socketio
 
 from . import rooms
-from .errors import InvalidRequest
+from .errors import InvalidRequest, TooManySubscriptions
 from .service import Service
 from .sockets import guarded
 from .validation import payload
@@ -41,7 +41,7 @@ def register(service: Service) -> None:
         room = rooms.topic(topic)
         subscribed = subscriptions(sio, sid)
         if room not in subscribed and len(subscribed) >= limit:
-            raise InvalidRequest(
+            raise TooManySubscriptions(
                 f"a connection may subscribe to at most {limit} topics: "
                 "unsubscribe from one first"
             )
