@@ -184,6 +184,8 @@ class Settings:
         "When set (e.g. `redis://127.0.0.1:6379/0`), presence, claims and emits "
         "go through this Redis, so several processes or hosts serve as one; when "
         "empty, one process keeps everything in its memory.",
+        # It may carry a password.
+        hidden=True,
     )
     process_timeout_seconds: float = _setting(
         "DIBS_PROCESS_TIMEOUT_SECONDS",
