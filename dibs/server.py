@@ -61,6 +61,9 @@ def serve(app: Any, settings: Settings) -> None:
     closed = close_connections(app)
     logger.info("closed %d connections; stopping", closed)
     server.stop(timeout=STOP_SECONDS)
+    # A shared registry forgets this process now, rather than letting the
+    # other processes wait for its heartbeat to go stale.
+    app.service.registry.close()
     logger.info("Dibs stopped")
 
 
