@@ -1,7 +1,7 @@
 """The plots: latency and memory against the number of agents, latency against rate.
 
-``python -m bench.plot RESULTS_JSON [DIRECTORY]`` redraws them from a results
-file.  matplotlib is imported only here, with a backend that needs no display.
+``python -m bench.plot RESULTS_JSON [DIRECTORY [PREFIX]]`` redraws them from a
+results file.  matplotlib is imported only here, with a backend that needs no display.
 """
 
 from __future__ import annotations
@@ -99,7 +99,8 @@ def main() -> None:
     """Draw the plots of the results file named on the command line."""
     source = Path(sys.argv[1])
     directory = Path(sys.argv[2]) if len(sys.argv) > 2 else source.parent
-    for path in draw(json.loads(source.read_text()), directory, prefix=source.stem):
+    prefix = sys.argv[3] if len(sys.argv) > 3 else source.stem
+    for path in draw(json.loads(source.read_text()), directory, prefix=prefix):
         print(path)
 
 

@@ -83,12 +83,12 @@ SUITES: dict[str, dict[str, Any]] = {
             "scale": [
                 FloorRun("modern", n, 100, 20) for n in (1000, 2000, 5000, 10000)
             ],
-            "modes": [run for n in (250, 500, 1000, 2000) for run in _modes(n, 20, 20)],
+            "modes": [run for n in (250, 500, 1000, 2000) for run in _modes(n, 20, 15)],
         },
         "sweeps": {
             "sweep": [
                 FloorRun("modern", 2000, rate, 10)
-                for rate in (250, 500, 1000, 1500, 2000, 3000)
+                for rate in (250, 500, 750, 1000, 1500, 2000)
             ],
         },
         "ceiling": {"group": "sweep"},
