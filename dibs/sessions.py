@@ -73,7 +73,7 @@ class SessionWatch:
             elif now - self.waiting.setdefault(sid, now) > self.connect_timeout:
                 self.close(session, f"no connect within {self.connect_timeout:g} s")
                 continue
-            if session.queue.qsize() > MAX_BACKLOG:
+            if over_backlog(session):
                 self.close(session, f"over {MAX_BACKLOG} packets unread")
                 continue
             session.check_ping_timeout()
@@ -87,11 +87,9 @@ class SessionWatch:
         )
 
     def close(self, session: Any, why: str) -> None:
-        """Close ``session`` at once, without waiting for its queue to drain."""
-        logger.warning("closing session %s: %s", session.sid, why)
+        """Close ``session`` and forget it."""
         self.waiting.pop(session.sid, None)
-        session.close(wait=False, abort=True)
-        self.sio.eio.sockets.pop(session.sid, None)
+        close(self.sio, session, why)
 
     def run(self) -> None:
         """Check every :data:`WATCH_INTERVAL` seconds, forever."""
@@ -104,6 +102,20 @@ class SessionWatch:
 
 
 BUCKETS_HELP = "Connections with a rate-limit bucket."
+
+
+def over_backlog(session: Any) -> bool:
+    """Return whether ``session`` has more packets waiting than allowed."""
+    return session.queue.qsize() > MAX_BACKLOG
+
+
+def close(sio: socketio.Server, session: Any, why: str) -> None:
+    """Close ``session`` at once, without waiting for its queue to drain."""
+    # python-engineio's own disconnect waits until the queue is drained,
+    # which never happens when the client stopped reading or polling.
+    logger.warning("closing session %s: %s", session.sid, why)
+    session.close(wait=False, abort=True)
+    sio.eio.sockets.pop(session.sid, None)
 
 
 class RuntimeCollector:

@@ -19,7 +19,7 @@ from typing import Any
 import socketio
 from socketio import packet
 
-from . import metrics, polling
+from . import metrics, polling, sessions
 from .errors import DibsError, InvalidRequest, RateLimited, UnknownEvent
 from .ratelimit import RateLimiter
 
@@ -77,6 +77,9 @@ class DibsSocketServer(socketio.Server):
 
     def handle_request(self, environ: dict[str, Any], start_response: Any) -> Any:
         """Serve one request; refuse a long-polling POST python-engineio cannot take."""
+        # A keep-alive connection may carry requests back to back, which
+        # never yields to the hub: give the other greenlets a turn first.
+        self.sleep(0)
         try:
             polling.check_post(environ, self.eio.max_http_buffer_size)
         except polling.Refusal as refusal:
@@ -101,6 +104,11 @@ class DibsSocketServer(socketio.Server):
         return [refusal.reason.encode()]
 
     def _handle_eio_message(self, eio_sid, data):
+        session = self.eio.sockets.get(eio_sid)
+        if session is not None and sessions.over_backlog(session):
+            sessions.close(self, session, "the client reads none of its replies")
+            return
+
         pkt, refusal = self.inspect(data)
         namespace = (pkt.namespace if pkt else None) or "/"
         id = pkt.id if pkt else None

@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import gevent
 import gevent.event
 import gevent.selectors
 from engineio import packet
@@ -63,8 +64,36 @@ class CheckedGeventWebSocket(engineio_gevent.WebSocketWSGI):
         return None
 
 
+class YieldingSocket:
+    """A socket whose every read lets the other greenlets run.
+
+    simple-websocket reads in a loop for as long as data is waiting, which
+    never yields to the hub, and keeps every message read until python-engineio
+    takes it: a client sending without pause would hold the process and fill
+    its memory.  Yielding after each read lets the reader take each batch
+    before the next one is read.
+    """
+
+    def __init__(self, sock: Any) -> None:
+        self.sock = sock
+
+    def recv(self, size: int) -> bytes:
+        data = self.sock.recv(size)
+        gevent.sleep(0)
+        return data
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.sock, name)
+
+
 class CheckedSimpleWebSocket(SimpleWebSocketWSGI):
     """simple-websocket's socket for python-engineio, with messages checked."""
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if "gunicorn.socket" in environ:
+            yielding = YieldingSocket(environ["gunicorn.socket"])
+            environ = {**environ, "gunicorn.socket": yielding}
+        return super().__call__(environ, start_response)
 
     @property
     def socket(self) -> Any:

@@ -15,6 +15,7 @@ import re
 import socket
 import struct
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -255,6 +256,39 @@ def pong_flood(kind: str, server: DibsProcess) -> None:
     mallory.close()
 
 
+def flood_without_reading(kind: str, server: DibsProcess) -> None:
+    mallory = RawSocketIO(server.port, {"user": "mallory"})
+    pongs, events = frame(TEXT, b"3") * 2000, frame(TEXT, b'42["nope"]') * 2000
+    flooding = threading.Thread(target=flood, args=(mallory, [pongs, events]))
+    flooding.start()
+
+    worst = 0.0
+    while flooding.is_alive():
+        started = time.monotonic()
+        assert requests.get(server.url + "/healthz", timeout=10).ok
+        worst = max(worst, time.monotonic() - started)
+        time.sleep(0.1)
+    assert worst < 2, f"the server stayed responsive (worst {worst:.2f} s)"
+    # Its replies piled up unread: the server closed it.
+    wait_until(lambda: connections(server) == 2, timeout=10)
+    mallory.close()
+
+
+def flood(mallory: RawSocketIO, chunks: list[bytes], seconds: float = 1.5) -> None:
+    """Send each chunk over and over for ``seconds``, reading nothing."""
+    for chunk in chunks:
+        until = time.monotonic() + seconds
+        try:
+            while time.monotonic() < until:
+                mallory.ws.send(chunk)
+        except OSError:
+            return  # closed by the server
+
+
+def connections(server: DibsProcess) -> int:
+    return requests.get(server.url + "/healthz", timeout=10).json()["connections"]
+
+
 def never_connects(kind: str, server: DibsProcess) -> None:
     ws = RawWebSocket(server.port)
     opened = time.monotonic()
@@ -372,6 +406,7 @@ ATTACKS = [
     declared_2_62,
     fragments,
     pong_flood,
+    flood_without_reading,
     never_connects,
     vanishes,
     polling_garbage,
