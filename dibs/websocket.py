@@ -90,9 +90,12 @@ class CheckedSimpleWebSocket(SimpleWebSocketWSGI):
     """simple-websocket's socket for python-engineio, with messages checked."""
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        # Compression is never negotiated: a small compressed frame inflates to
+        # megabytes before any size limit can look at it.
+        environ = dict(environ)
+        environ.pop("HTTP_SEC_WEBSOCKET_EXTENSIONS", None)
         if "gunicorn.socket" in environ:
-            yielding = YieldingSocket(environ["gunicorn.socket"])
-            environ = {**environ, "gunicorn.socket": yielding}
+            environ["gunicorn.socket"] = YieldingSocket(environ["gunicorn.socket"])
         return super().__call__(environ, start_response)
 
     @property

@@ -56,20 +56,25 @@ class RawWebSocket:
     """
 
     def __init__(
-        self, port: int, path: str = "/socket.io/?EIO=4&transport=websocket"
+        self,
+        port: int,
+        path: str = "/socket.io/?EIO=4&transport=websocket",
+        headers: str = "",
     ) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
             f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
             "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"{headers}\r\n"
         )
         self.sock.sendall(request.encode())
         self.buffer = b""
         while b"\r\n\r\n" not in self.buffer:
             self.buffer += self.receive_bytes()
         head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        self.response_head = head.decode(errors="replace")
         status = head.split(b"\r\n")[0]
         if b" 101 " not in status:
             raise AssertionError(f"upgrade refused: {status!r}")

@@ -17,6 +17,7 @@ import struct
 import sys
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -235,6 +236,22 @@ def declared_2_62(kind: str, server: DibsProcess) -> None:
     assert sent <= most, f"refused once the limit was known ({sent} bytes sent)"
 
 
+def compressed_frame(kind: str, server: DibsProcess) -> None:
+    offer = "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+    ws = RawWebSocket(server.port, headers=offer)
+    assert "extensions" not in ws.response_head.lower(), "compression declined"
+    ws.receive_text()
+    inflating = zlib.compressobj(9, zlib.DEFLATED, -15)
+    bomb = inflating.compress(b"4" + b"a" * (64 * LIMIT)) + inflating.flush()
+    compressed = bytearray(frame(TEXT, bomb))
+    compressed[0] |= 0x40  # RSV1: "this frame is compressed"
+    try:
+        ws.send(bytes(compressed))
+    except OSError:
+        pass
+    assert ws.close_code() == 1002
+
+
 def fragments(kind: str, server: DibsProcess) -> None:
     ws = RawWebSocket(server.port)
     ws.receive_text()
@@ -404,6 +421,7 @@ ATTACKS = [
     oversized_frame,
     declared_2_63_slowly,
     declared_2_62,
+    compressed_frame,
     fragments,
     pong_flood,
     flood_without_reading,
