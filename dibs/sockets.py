@@ -1,4 +1,5 @@
-"""The Socket.IO server of Dibs and the guard every event handler runs inside.
+"""The Socket.IO server of Dibs, which checks every packet, and the guard every
+event handler runs inside.
 
 Every handler answers with a reply of one shape: ``{"ok": true, ...}`` or
 ``{"ok": false, "error": CODE, "message": TEXT}``.  The reply goes back as the
@@ -56,7 +57,10 @@ class DibsSocketServer(socketio.Server):
     attachment is ever waited for or kept), events named like the server's own
     (:data:`RESERVED_EVENTS`), and packets past the connection's rate limit.
     A failed reply goes back as the acknowledgement; when the client asked for
-    none, as an ``error`` event, so no failure goes unseen.
+    none, as an ``error`` event, so no failure goes unseen.  Long-polling POSTs
+    are checked by :mod:`dibs.polling` before python-engineio reads them, and a
+    session whose client reads none of its replies is closed
+    (:mod:`dibs.sessions`).
 
     :param rate_limiter: the limit on packets per connection; none if omitted.
 
