@@ -59,6 +59,21 @@ def test_tokens_keep_rising_after_redis_loses_its_data(registries, redis_server)
     assert after["token"] > before["token"]
 
 
+def test_released_claims_leave_no_deadlines_behind(registries, redis_server):
+    registry = registries()
+    on_page(registry, "a1", "alice", 100.0)
+
+    for _ in range(50):
+        registry.claim("a1", "rebook", 100.0)
+        registry.release("a1", "rebook", 100.0)
+    registry.claim("a1", "refund", 100.0)
+    registry.force_release("p", "refund", 100.0)
+
+    client = redis_server.client()
+    assert client.zcard("dibs:deadlines") == 0
+    client.close()
+
+
 def test_one_process_cleans_up_after_a_dead_one(registries, redis_server):
     dead, first, second = registries(), registries(), registries()
     now = time.time()

@@ -319,3 +319,16 @@ def test_many_greenlets_visiting_and_leaving_keep_the_registry_consistent():
     for view in registry.views():
         assert len({c["action"] for c in view.claims}) == len(view.claims)
     assert winners
+
+
+def test_claiming_and_releasing_in_a_loop_does_not_grow_the_registry(registry):
+    registry.connect("a1", ALICE, T0)
+    registry.visit("a1", "p", "viewing", T0)
+
+    for step in range(10_000):
+        registry.claim("a1", "rebook", T0 + step / 1000)
+        registry.release("a1", "rebook", T0 + step / 1000)
+
+    assert len(registry._deadlines) < 2 * 1024
+    registry.claim("a1", "rebook", T0 + 20)
+    assert registry.expire(T0 + 20 + 60)["p"].claims == []

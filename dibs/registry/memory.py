@@ -74,6 +74,10 @@ class _Page:
         return not self.viewers and not self.claims
 
 
+COMPACT_FLOOR = 1024
+"""Deadlines the heap may hold before stale ones are looked for."""
+
+
 def _millis(now: float) -> int:
     return int(now * 1000)
 
@@ -93,6 +97,7 @@ class MemoryRegistry(Registry):
         self._deadlines: list[tuple[float, str, str, str, int]] = []
         self._last_token = 0
         self._last_version = 0
+        self._compact_at = COMPACT_FLOOR
 
     # Operations on connections.
 
@@ -335,28 +340,55 @@ class MemoryRegistry(Registry):
         else:
             del page.legacy_hrefs[href]
 
-    def _expire_one(self, page: _Page, kind: str, name: str, token: int, now: float) -> bool:
+    def _expire_one(
+        self, page: _Page, kind: str, name: str, token: int, now: float
+    ) -> bool:
+        if not self._pending(page, kind, name, token):
+            return False
+
         if kind == "presence":
-            viewer = page.viewers.get(name)
-            if viewer is None or viewer.tabs or viewer.away_until is None:
-                return False
-            if viewer.away_until > now:
+            if page.viewers[name].away_until > now:
                 return False
             del page.viewers[name]
         else:
-            claim = page.claims.get(name)
-            if claim is None or claim.token != token:
-                return False
-            if kind == "orphan" and (
-                claim.orphaned_at is None
-                or claim.orphaned_at + self.grace_seconds > now
-            ):
+            claim = page.claims[name]
+            if kind == "orphan" and claim.orphaned_at + self.grace_seconds > now:
                 return False
             del page.claims[name]
         return True
 
-    def _schedule(self, when: float, kind: str, page: str, name: str, token: int) -> None:
+    @staticmethod
+    def _pending(page: _Page | None, kind: str, name: str, token: int) -> bool:
+        """Return whether a deadline still names a live grace or claim."""
+        if page is None:
+            return False
+        if kind == "presence":
+            viewer = page.viewers.get(name)
+            return viewer is not None and not viewer.tabs and viewer.away_until is not None
+        claim = page.claims.get(name)
+        if claim is None or claim.token != token:
+            return False
+        return kind == "lifetime" or claim.orphaned_at is not None
+
+    def _schedule(
+        self, when: float, kind: str, page: str, name: str, token: int
+    ) -> None:
         heapq.heappush(self._deadlines, (when, kind, page, name, token))
+        if len(self._deadlines) >= self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        # A released claim's lifetime deadline would wait in the heap until the
+        # claim would have lapsed: one client claiming and releasing in a loop
+        # would grow it for half an hour.  So when the heap has doubled since
+        # the last look, the deadlines that name nothing any more are dropped.
+        self._deadlines = [
+            entry
+            for entry in self._deadlines
+            if self._pending(self._pages.get(entry[2]), *entry[1:2], *entry[3:])
+        ]
+        heapq.heapify(self._deadlines)
+        self._compact_at = max(COMPACT_FLOOR, 2 * len(self._deadlines))
 
     def _views(self, keys: set[str]) -> Changes:
         if not keys:

@@ -216,6 +216,14 @@ local function schedule(when, kind, key, name, token)
   redis.call("ZADD", P .. "deadlines", exact(when), entry)
 end
 
+-- A released claim's deadlines would otherwise wait out its whole lifetime:
+-- one client claiming and releasing in a loop would grow the set for as long.
+local function unschedule_claim(key, claim)
+  redis.call("ZREM", P .. "deadlines",
+    cjson.encode({"lifetime", key, claim.action, claim.token}),
+    cjson.encode({"orphan", key, claim.action, claim.token}))
+end
+
 local function expire_one(page, kind, name, token, now)
   if kind == "presence" then
     local viewer = page.viewers[name]

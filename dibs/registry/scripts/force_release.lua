@@ -6,5 +6,6 @@ if held == nil then
 end
 
 page.claims[ARGS.action] = nil
+unschedule_claim(ARGS.page, held)
 touch(ARGS.page, true)
 return finish(public_claim(held))

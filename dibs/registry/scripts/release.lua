@@ -12,5 +12,6 @@ if held == nil or held.user ~= connection.user then
 end
 
 page.claims[ARGS.action] = nil
+unschedule_claim(connection.page, held)
 touch(connection.page, true)
 return finish(nil)
