@@ -128,3 +128,12 @@ def start_dibs(tmp_path: Path) -> Iterator[Callable[..., DibsProcess]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def on_redis(
+    redis_server: RedisProcess, start_dibs: Callable[..., DibsProcess]
+) -> Callable[[], DibsProcess]:
+    """Start Dibs processes that share the session's private Redis."""
+    redis_server.flushall()
+    return lambda: start_dibs({"DIBS_REDIS_URL": redis_server.url})

@@ -53,6 +53,18 @@ def wait_until(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.
         time.sleep(every)
 
 
+def terminate(process: subprocess.Popen[bytes] | None, timeout: float) -> None:
+    """Stop ``process`` with SIGTERM, then SIGKILL if it lingers past ``timeout``."""
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout)
+
+
 class DibsProcess:
     """A Dibs server started as its own process on a free loopback port.
 
@@ -102,14 +114,7 @@ class DibsProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the process (SIGTERM, then SIGKILL if it lingers)."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        terminate(self.process, timeout)
 
     def kill(self) -> None:
         """Kill the process at once, with no chance to clean up."""
@@ -395,14 +400,7 @@ class RedisProcess:
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server; its data is gone."""
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.terminate()
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout)
+        terminate(self.process, timeout)
 
 
 class FreezingProxy:

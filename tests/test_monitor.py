@@ -6,13 +6,12 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 import socketio
-from support import Agent, DibsProcess, RedisProcess, wait_until
+from support import Agent, DibsProcess, wait_until
 
 API_KEY = "monitor-test-key"
 INTERVAL = 0.25
@@ -183,25 +182,6 @@ def test_monitor_is_not_a_viewer_and_unknown_events_are_answered(
     listing = requests.get(server.url + "/api/pages", timeout=10).json()
     assert [users(view) for view in listing["pages"]] == [["alice"]]
     assert users(alice.visit("booking:1")["presence"]) == ["alice"]
-
-
-@pytest.fixture
-def on_redis(
-    redis_server: RedisProcess, tmp_path: Path
-) -> Iterator[Callable[[], DibsProcess]]:
-    """Start Dibs processes that share the session's private Redis."""
-    redis_server.flushall()
-    started: list[DibsProcess] = []
-
-    def start() -> DibsProcess:
-        settings = {"DIBS_REDIS_URL": redis_server.url, "DIBS_GRACE_SECONDS": "0.3"}
-        log_path = tmp_path / f"dibs-{len(started)}.log"
-        started.append(DibsProcess(settings, log_path=log_path))
-        return started[-1].start()
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def test_monitor_on_one_process_sees_changes_made_on_another(

@@ -5,13 +5,12 @@ processes)."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import requests
-from support import Agent, DibsProcess, RedisProcess, wait_until
+from support import Agent, DibsProcess, wait_until
 
 MAX_DATA_BYTES = 16 * 1024
 API_KEY = "publish-test-key"
@@ -222,25 +221,6 @@ def test_api_pages_lists_every_page_with_viewers_or_claims(
     carol.call("leave", {})
     after = requests.get(server.url + "/api/pages", timeout=10).json()
     assert [page["page"] for page in after["pages"]] == ["booking:1"]
-
-
-@pytest.fixture
-def on_redis(
-    redis_server: RedisProcess, tmp_path: Path
-) -> Iterator[Callable[[], DibsProcess]]:
-    """Start Dibs processes that share the session's private Redis."""
-    redis_server.flushall()
-    started: list[DibsProcess] = []
-
-    def start() -> DibsProcess:
-        settings = {"DIBS_REDIS_URL": redis_server.url, "DIBS_GRACE_SECONDS": "0.3"}
-        log_path = tmp_path / f"dibs-{len(started)}.log"
-        started.append(DibsProcess(settings, log_path=log_path))
-        return started[-1].start()
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def test_publish_reaches_subscribers_on_every_process(
