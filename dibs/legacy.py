@@ -47,10 +47,7 @@ def register(service: Service) -> None:
         changes = registry.visit(
             sid, key, "viewing", service.now(), href=url, identity=identity
         )
-        for room in sio.rooms(sid):
-            if room.startswith(rooms.href("")) and room != rooms.href(url):
-                sio.leave_room(sid, room)
-        sio.enter_room(sid, rooms.href(url))
+        service.places.move(sid, rooms.href(url))
         if everything:
             sio.enter_room(sid, rooms.LEGACY_ALL)
         service.fanout.publish(changes)

@@ -55,6 +55,7 @@ def register(service: Service) -> None:
     @sio.on("disconnect")
     def disconnect(sid: str, reason: Any = None) -> None:
         identity = registry.identity_of(sid)
+        service.places.forget(sid)
         service.fanout.publish(registry.disconnect(sid, service.now()))
         logger.info(
             "disconnect %s user=%s reason=%s",
@@ -70,9 +71,8 @@ def register(service: Service) -> None:
         key = service.key_of(page_field(data))
         state = state_field(data)
 
-        before = registry.page_of(sid)
         changes = registry.visit(sid, key, state, service.now())
-        move_rooms(sid, before, key)
+        service.places.move(sid, rooms.page(key))
         service.fanout.publish(changes)
 
         view = changes.get(key) or registry.view(key)
@@ -82,9 +82,8 @@ def register(service: Service) -> None:
     @guarded("leave")
     def leave(sid: str, data: Any = None) -> dict[str, Any]:
         payload(data, "leave")
-        before = registry.page_of(sid)
         changes = registry.leave(sid, service.now())
-        move_rooms(sid, before, None)
+        service.places.move(sid, None)
         service.fanout.publish(changes)
         return {"ok": True}
 
@@ -116,14 +115,7 @@ def register(service: Service) -> None:
     def release(sid: str, data: Any = None) -> dict[str, Any]:
         action = action_field(payload(data, "release"))
         page = registry.page_of(sid)
+        identity = registry.identity_of(sid)
         service.fanout.publish(registry.release(sid, action, service.now()))
-        logger.info("release %s on %s by %s", action, page, sid)
+        logger.info("release %s on %s by %s (%s)", action, page, identity.user, sid)
         return {"ok": True}
-
-    def move_rooms(sid: str, before: str | None, after: str | None) -> None:
-        if before == after:
-            return
-        if before is not None:
-            sio.leave_room(sid, rooms.page(before))
-        if after is not None:
-            sio.enter_room(sid, rooms.page(after))

@@ -3,7 +3,14 @@
 Each kind of room has its own prefix, and Socket.IO session ids never contain
 a colon, so no page key, href or topic a client chooses can name another
 connection's private room or a room of another kind.
+
+:class:`Places` keeps each connection of this process in the one room of the
+place it is on, whichever protocol put it there.
 """
+
+from __future__ import annotations
+
+import socketio
 
 LEGACY_ALL = "legacy:all"
 """Every legacy client, when they all get the whole map."""
@@ -26,3 +33,32 @@ def topic(name: str) -> str:
 
 MONITORS = "monitor:all"
 """Every monitoring board, in the monitor namespace."""
+
+
+class Places:
+    """Keep each connection in the room of the one place it is on.
+
+    A place is a modern client's page room or a legacy client's href room; a
+    connection is in at most one, even if it speaks both protocols.  The map
+    is per process and nothing here yields.
+    """
+
+    def __init__(self, sio: socketio.Server) -> None:
+        self.sio = sio
+        self._rooms: dict[str, str] = {}
+
+    def move(self, sid: str, room: str | None) -> None:
+        """Put ``sid`` in ``room`` (``None``: nowhere), out of its last one."""
+        current = self._rooms.pop(sid, None)
+        if room is not None:
+            self._rooms[sid] = room
+        if current == room:
+            return
+        if current is not None:
+            self.sio.leave_room(sid, current)
+        if room is not None:
+            self.sio.enter_room(sid, room)
+
+    def forget(self, sid: str) -> None:
+        """Forget a connection that is gone (Socket.IO empties its rooms)."""
+        self._rooms.pop(sid, None)

@@ -10,6 +10,7 @@ import socketio
 from .fanout import Fanout
 from .pagekeys import page_key
 from .registry import Registry
+from .rooms import Places
 from .settings import Settings
 from .validation import key_length
 
@@ -22,6 +23,10 @@ class Service:
     registry: Registry
     sio: socketio.Server
     fanout: Fanout
+    places: Places = dataclasses.field(init=False)
+
+    def __post_init__(self) -> None:
+        self.places = Places(self.sio)
 
     def key_of(self, raw: str) -> str:
         """Return the page key of a URL or key a client or backend sent."""

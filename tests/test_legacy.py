@@ -239,3 +239,31 @@ def test_bad_page_visits_are_refused_and_the_connection_stays(server, agents):
     # The same connection still works, and moves as it should.
     arrive(lena, BOOKING, "lena", "lena")
     leo.wait_update(lambda u: names(u, OTHER_BOOKING) == ["leo"])
+
+
+def test_a_connection_that_switches_protocol_hears_only_its_new_page(server, agents):
+    lena = agents(server)
+    mia = agents(server, "mia")
+    arrive(lena, BOOKING, "lena", "lena")
+    page_visit(mia, BOOKING, "mia")
+    lena.wait_update(lambda u: names(u, BOOKING) == ["lena", "mia"])
+
+    # From a legacy visit to a modern one: no more updates of the old page.
+    mia.agent.visit(OTHER_BOOKING)
+    lena.wait_update(lambda u: names(u, BOOKING) == ["lena"])
+    heard = len(mia.updates())
+    arrive(agents(server), BOOKING, "ned", "lena", "ned")
+    lena.wait_update(lambda u: names(u, BOOKING) == ["lena", "ned"])
+    mia.sync()
+    assert [u for u in mia.updates()[heard:] if BOOKING in u] == []
+
+    # And back: no more presence of the modern page.
+    page_visit(mia, BOOKING, "mia")
+    lena.wait_update(lambda u: names(u, BOOKING) == ["lena", "mia", "ned"])
+    last_presence = mia.agent.presence
+    bob = agents(server, "bob")
+    bob.agent.visit(OTHER_BOOKING)
+    mia.sync()
+    assert mia.agent.presence == last_presence
+    viewers = bob.agent.visit(OTHER_BOOKING)["presence"]["viewers"]
+    assert [viewer["user"] for viewer in viewers] == ["bob"]
