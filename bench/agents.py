@@ -19,6 +19,7 @@ from gevent import monkey
 
 monkey.patch_all()
 
+import gc  # noqa: E402
 import json  # noqa: E402
 import random  # noqa: E402
 import sys  # noqa: E402
@@ -339,16 +340,20 @@ class Generator:
     def report_progress(self) -> None:
         floor = self.floor
         while True:
-            done = {
-                "connect": floor.connected,
-                "navigate": floor.navigations,
-            }.get(self.phase, floor.delivered)
+            done = floor.navigations
+            if self.phase in ("connect", "presence"):
+                done = floor.connected
             self.say("progress", phase=self.phase, done=done, delivered=floor.delivered)
             gevent.sleep(0.25)
 
     def run(self) -> None:
         gevent.spawn(self.report_progress)
-        self.say("ready", **self.connect())
+        ready = self.connect()
+        # The floor is built: freeze it, so that this process's own garbage
+        # collections stay short and add no pauses to the latencies it measures.
+        gc.collect()
+        gc.freeze()
+        self.say("ready", **ready)
 
         while True:
             command = self.commands.readline().strip()

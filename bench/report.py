@@ -41,8 +41,8 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
     lines = [
         "| mode | agents | nav/s | connect s | correct s | p50 ms | p90 ms | p99 ms "
         "| max ms | delivered/expected | disc. | B/nav | server CPU % | µs/msg "
-        "| RSS MB | KB/conn | gen CPU % | load |",
-        "|" + "---|" * 18,
+        "| RSS MB | KB/conn | gen CPU % | others CPU % | load |",
+        "|" + "---|" * 19,
     ]
     for run in runs:
         if "error" in run:
@@ -63,7 +63,9 @@ def floor_table(runs: list[dict[str, Any]]) -> str:
             f"| {server['cpu_us_per_message']:.0f} "
             f"| {server['rss_loaded_bytes'] / 2**20:.0f} "
             f"| {_kb(server['rss_per_connection_bytes'])} "
-            f"| {run['generator']['cpu_percent']:.0f} | {run['load_before'][0]:.2f} |"
+            f"| {run['generator']['cpu_percent']:.0f} "
+            f"| {run.get('others_cpu_percent', float('nan')):.0f} "
+            f"| {run['load_before'][0]:.2f} |"
         )
     return "\n".join(lines)
 
