@@ -17,7 +17,7 @@ from . import monitor, notifications
 from .access import require_api_key
 from .errors import DibsError, InvalidRequest, NotClaimed, NotHolder
 from .service import Service
-from .validation import action_field, text_field, MAX_HREF
+from .validation import MAX_HREF, action_field, text_field
 
 logger = logging.getLogger(__name__)
 

@@ -9,8 +9,21 @@ from typing import Any
 import socketio
 from flask import Flask
 
-from . import api, legacy, monitor, notifications, pages, protocol, sweeper, websocket
-from . import heap, identity, metrics, origins, sessions
+from . import (
+    api,
+    heap,
+    identity,
+    legacy,
+    metrics,
+    monitor,
+    notifications,
+    origins,
+    pages,
+    protocol,
+    sessions,
+    sweeper,
+    websocket,
+)
 from .errors import Unavailable
 from .fanout import Fanout
 from .frames import MAX_MESSAGE_BYTES
@@ -95,7 +108,9 @@ def resnapshot(service: Service) -> None:
     service.fanout.publish({view.page: view for view in service.registry.views()})
 
 
-def create_app(settings: Settings | None = None, registry: Registry | None = None) -> DibsApp:
+def create_app(
+    settings: Settings | None = None, registry: Registry | None = None
+) -> DibsApp:
     """Build the Dibs WSGI app.
 
     :param settings: the configuration; read from the environment if omitted.
@@ -104,7 +119,9 @@ def create_app(settings: Settings | None = None, registry: Registry | None = Non
     settings = settings or Settings.from_env()
     registry = registry or create_registry(settings)
     sio = create_socket_server(settings)
-    service = Service(settings, registry, sio, Fanout(sio, registry, settings.legacy_scope))
+    service = Service(
+        settings, registry, sio, Fanout(sio, registry, settings.legacy_scope)
+    )
 
     protocol.register(service)
     legacy.register(service)

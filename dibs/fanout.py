@@ -37,7 +37,9 @@ FORGET_EMPTY_SECONDS = 60.0
 class Fanout:
     """Send the new view of changed pages to the clients on them."""
 
-    def __init__(self, sio: socketio.Server, registry: Registry, legacy_scope: str) -> None:
+    def __init__(
+        self, sio: socketio.Server, registry: Registry, legacy_scope: str
+    ) -> None:
         self.sio = sio
         self.registry = registry
         self.legacy_scope = legacy_scope
@@ -76,7 +78,10 @@ class Fanout:
             visitors = view.legacy_visitors()
             for url in view.legacy_hrefs:
                 self.sio.emit(
-                    LEGACY_UPDATE, {url: visitors}, to=rooms.href(url), ignore_queue=True
+                    LEGACY_UPDATE,
+                    {url: visitors},
+                    to=rooms.href(url),
+                    ignore_queue=True,
                 )
 
     def _remember(self, view: PageView) -> None:

@@ -44,10 +44,10 @@ def register(service: Service) -> None:
         identity = legacy_identity(username, service.settings)
         key = service.key_of(url)
 
-        changes = registry.visit(
-            sid, key, "viewing", service.now(), href=url, identity=identity
-        )
-        service.places.move(sid, rooms.href(url))
+        with service.places.entering(sid, rooms.href(url)):
+            changes = registry.visit(
+                sid, key, "viewing", service.now(), href=url, identity=identity
+            )
         if everything:
             sio.enter_room(sid, rooms.LEGACY_ALL)
         service.fanout.publish(changes)

@@ -20,7 +20,9 @@ from .errors import Unauthorized, Unavailable
 from .service import Service
 
 ROOT = Path(__file__).resolve().parent.parent
-SOCKETIO_CLIENT = ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+SOCKETIO_CLIENT = (
+    ROOT / "node_modules" / "socket.io-client" / "dist" / "socket.io.min.js"
+)
 
 blueprint = Blueprint("pages", __name__)
 

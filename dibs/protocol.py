@@ -71,8 +71,8 @@ def register(service: Service) -> None:
         key = service.key_of(page_field(data))
         state = state_field(data)
 
-        changes = registry.visit(sid, key, state, service.now())
-        service.places.move(sid, rooms.page(key))
+        with service.places.entering(sid, rooms.page(key)):
+            changes = registry.visit(sid, key, state, service.now())
         service.fanout.publish(changes)
 
         view = changes.get(key) or registry.view(key)

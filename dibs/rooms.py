@@ -10,6 +10,9 @@ place it is on, whichever protocol put it there.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import socketio
 
 LEGACY_ALL = "legacy:all"
@@ -58,6 +61,23 @@ class Places:
             self.sio.leave_room(sid, current)
         if room is not None:
             self.sio.enter_room(sid, room)
+
+    @contextlib.contextmanager
+    def entering(self, sid: str, room: str) -> Iterator[None]:
+        """Move ``sid`` to ``room`` for the registry call inside the block.
+
+        The connection joins its new room *before* the registry records the
+        visit: a shared registry's call yields, and the views of the page that
+        other processes deliver meanwhile, newer than the one this call will
+        return, must reach it.  If the call fails, it goes back where it was.
+        """
+        before = self._rooms.get(sid)
+        self.move(sid, room)
+        try:
+            yield
+        except BaseException:
+            self.move(sid, before)
+            raise
 
     def forget(self, sid: str) -> None:
         """Forget a connection that is gone (Socket.IO empties its rooms)."""

@@ -41,7 +41,9 @@ def need_tool(name: str) -> str:
     pytest.skip(f"{name} is not installed")
 
 
-def wait_until(check: Callable[[], Any], timeout: float = 5.0, every: float = 0.02) -> Any:
+def wait_until(
+    check: Callable[[], Any], timeout: float = 5.0, every: float = 0.02
+) -> Any:
     """Call ``check`` until it returns something true, or fail after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -101,7 +103,9 @@ class DibsProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"Dibs exited with {self.process.returncode}: {self.log()}")
+                raise RuntimeError(
+                    f"Dibs exited with {self.process.returncode}: {self.log()}"
+                )
             try:
                 if requests.get(self.url + "/healthz", timeout=1).status_code == 200:
                     return self
@@ -188,7 +192,9 @@ class Agent:
 
     def call(self, event: str, *args: Any, timeout: float = 5.0) -> Any:
         """Emit ``event`` and return the server's acknowledgement."""
-        return self.sio.call(event, args[0] if len(args) == 1 else args, timeout=timeout)
+        return self.sio.call(
+            event, args[0] if len(args) == 1 else args, timeout=timeout
+        )
 
     def send(self, event: str, *args: Any) -> None:
         """Emit ``event`` without asking for an acknowledgement."""
@@ -455,9 +461,7 @@ class FreezingProxy:
                 ).start()
 
     @staticmethod
-    def _pump(
-        pair: dict[str, Any], source: socket.socket, sink: socket.socket
-    ) -> None:
+    def _pump(pair: dict[str, Any], source: socket.socket, sink: socket.socket) -> None:
         while True:
             try:
                 data = source.recv(65536)

@@ -232,29 +232,33 @@ def health(process: DibsProcess) -> requests.Response:
     return requests.get(process.url + "/healthz", timeout=10)
 
 
+def visit_all_at_once(crowd: list[Agent], page: str) -> None:
+    """Have every agent of ``crowd`` visit ``page`` at the same instant."""
+    start = threading.Barrier(len(crowd))
+
+    def visit(agent: Agent) -> None:
+        start.wait(timeout=10)
+        agent.visit(page)
+
+    threads = [threading.Thread(target=visit, args=(agent,)) for agent in crowd]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+
+
 def test_simultaneous_visits_on_every_process_leave_no_agent_with_stale_presence(
     cluster, agents
 ):
     crowd = [agents(cluster[i % 3], f"agent{i}") for i in range(6)]
+    everyone = sorted(agent.auth["user"] for agent in crowd)
 
     for round_number in range(10):
-        page = f"booking:{round_number}"
-        start = threading.Barrier(len(crowd))
+        visit_all_at_once(crowd, f"booking:{round_number}")
 
-        def visit(agent: Agent) -> None:
-            start.wait(timeout=10)
-            agent.visit(page)
-
-        threads = [threading.Thread(target=visit, args=(a,)) for a in crowd]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(timeout=30)
-
-        expected = sorted(agent.auth["user"] for agent in crowd)
         for agent in crowd:
-            agent.wait_for(lambda a: sorted(a.users()) == expected, timeout=10)
+            agent.wait_for(lambda a: sorted(a.users()) == everyone, timeout=10)
         # Late stale views would arrive within a moment: none may undo that.
         time.sleep(0.3)
         for agent in crowd:
-            assert sorted(agent.users()) == expected
+            assert sorted(agent.users()) == everyone

@@ -139,7 +139,9 @@ class Registry(abc.ABC):
         """Forget the connection; its user stays present for the grace period."""
 
     @abc.abstractmethod
-    def claim(self, sid: str, action: str, now: float) -> tuple[dict[str, Any], Changes]:
+    def claim(
+        self, sid: str, action: str, now: float
+    ) -> tuple[dict[str, Any], Changes]:
         """Claim ``action`` on the connection's page for its user.
 
         :raises NotVisiting: the connection is on no page.
@@ -180,7 +182,7 @@ class Registry(abc.ABC):
         """
         return self.expire(now)
 
-    def check(self) -> None:
+    def check(self) -> None:  # noqa: B027 (a no-op unless the store is shared)
         """Return if the registry can serve, for health checks.
 
         :raises Unavailable: the shared store cannot be reached.
@@ -206,7 +208,7 @@ class Registry(abc.ABC):
     def stats(self) -> Stats:
         """Count connections, pages, viewers and claims."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (a no-op unless the store is shared)
         """Release whatever the registry holds outside the process."""
 
 

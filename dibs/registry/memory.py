@@ -156,7 +156,9 @@ class MemoryRegistry(Registry):
 
     # Claims.
 
-    def claim(self, sid: str, action: str, now: float) -> tuple[dict[str, Any], Changes]:
+    def claim(
+        self, sid: str, action: str, now: float
+    ) -> tuple[dict[str, Any], Changes]:
         connection, page = self._current_page(sid, "claiming")
         user = connection.identity.user
         held = page.claims.get(action)
@@ -181,7 +183,9 @@ class MemoryRegistry(Registry):
             expires_at=now + self.claim_ttl_seconds,
         )
         page.claims[action] = claim
-        self._schedule(claim.expires_at, "lifetime", connection.page, action, claim.token)
+        self._schedule(
+            claim.expires_at, "lifetime", connection.page, action, claim.token
+        )
         return claim.public(), self._views({connection.page})
 
     def release(self, sid: str, action: str, now: float) -> Changes:
@@ -224,9 +228,7 @@ class MemoryRegistry(Registry):
             (claim.public() for claim in state.claims.values()),
             key=lambda claim: (claim["since"], claim["action"]),
         )
-        return PageView(
-            page, viewers, claims, list(state.legacy_hrefs), state.version
-        )
+        return PageView(page, viewers, claims, list(state.legacy_hrefs), state.version)
 
     def views(self) -> list[PageView]:
         return [self.view(page) for page in sorted(self._pages)]
@@ -329,7 +331,9 @@ class MemoryRegistry(Registry):
         for claim in page.claims.values():
             if claim.user == user:
                 claim.orphaned_at = now
-                self._schedule(now + self.grace_seconds, "orphan", key, claim.action, claim.token)
+                self._schedule(
+                    now + self.grace_seconds, "orphan", key, claim.action, claim.token
+                )
         if page.is_empty():
             del self._pages[key]
 
@@ -364,7 +368,9 @@ class MemoryRegistry(Registry):
             return False
         if kind == "presence":
             viewer = page.viewers.get(name)
-            return viewer is not None and not viewer.tabs and viewer.away_until is not None
+            return (
+                viewer is not None and not viewer.tabs and viewer.away_until is not None
+            )
         claim = page.claims.get(name)
         if claim is None or claim.token != token:
             return False
