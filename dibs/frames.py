@@ -203,6 +203,11 @@ class SizeLimitedWebSocketHandler(WebSocketHandler):
         # pywsgi's 8 KB read buffer would stay allocated for the whole life of
         # a websocket, where messages are small; longer reads bypass it.
         self.rfile = sock.makefile("rb", self.read_buffer_bytes)
+        # An acknowledgement and an update often leave for the same client
+        # back to back; with Nagle's algorithm the second would wait for the
+        # client's delayed ACK, 40 ms on Linux.
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def upgrade_connection(self) -> Any:
         result = super().upgrade_connection()

@@ -38,6 +38,10 @@ WATCH_INTERVAL = 1.0
 YIELD_EVERY = 200
 """Sessions looked at between two chances for other greenlets to run."""
 
+YIELD_SECONDS = 0.001
+"""How long each such pause is: a pause of zero would run other callbacks but
+not always poll the sockets, and presence waits on the sockets."""
+
 MAX_BACKLOG = 1000
 """Most packets a session may have waiting to be sent before it is closed."""
 
@@ -65,7 +69,7 @@ class SessionWatch:
             if count % YIELD_EVERY == 0:
                 # A look at ten thousand sessions takes tens of milliseconds:
                 # presence waiting to go out must not wait for all of it.
-                self.sio.sleep(0)
+                self.sio.sleep(YIELD_SECONDS)
             if session.closing or session.closed:
                 continue
             if self.joined(sid):
