@@ -113,6 +113,7 @@ class Floor:
         self.lost = 0
         self.payload_bytes = 0
         self.latencies: list[float] = []
+        self.arrivals: list[float] = []
 
     # Connecting.
 
@@ -238,6 +239,7 @@ class Floor:
     ) -> None:
         del navigation.pending[agent.index]
         self.latencies.append(now - navigation.sent)
+        self.arrivals.append(now)
         self.delivered += 1
         self.payload_bytes += size
         if not navigation.pending:
@@ -428,6 +430,7 @@ class Generator:
             "delivered": floor.delivered,
             "lost": floor.lost,
             "latencies_ms": [round(x * 1000, 3) for x in floor.latencies],
+            "slowest": slowest(floor, started),
             "payload_bytes": floor.payload_bytes,
             "bytes_in": bytes_in - bytes_before[0],
             "bytes_out": bytes_out - bytes_before[1],
@@ -446,6 +449,13 @@ class Generator:
             sum(c.bytes_in for c in connections),
             sum(c.bytes_out for c in connections),
         )
+
+
+def slowest(floor: Floor, started: float, count: int = 200) -> list[list[float]]:
+    """Return ``[seconds into the run, latency ms]`` of the slowest deliveries."""
+    pairs = zip(floor.latencies, floor.arrivals, strict=True)
+    pairs = sorted(pairs, reverse=True)[:count]
+    return [[round(at - started, 3), round(latency * 1000, 2)] for latency, at in pairs]
 
 
 def main() -> None:

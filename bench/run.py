@@ -90,7 +90,7 @@ SUITES: dict[str, dict[str, Any]] = {
         "sweeps": {
             "sweep": [
                 FloorRun("modern", 2000, rate, 10)
-                for rate in (250, 500, 750, 1000, 1500, 2000)
+                for rate in (250, 500, 750, 1000, 1250, 1500, 2000, 2500)
             ],
         },
         "ceiling": {"group": "sweep"},
@@ -180,7 +180,11 @@ def run_floor(spec: FloorRun, logs: Path) -> dict[str, Any]:
 
         def show_navigate() -> None:
             phase = generators[0].progress.get("phase", "navigate")
-            done = sum(g.progress.get("done", 0) for g in generators)
+            if phase not in ("navigate", "drain"):
+                phase = "navigate"
+                done = 0
+            else:
+                done = sum(g.progress.get("done", 0) for g in generators)
             delivered = sum(g.progress.get("delivered", 0) for g in generators)
             progress.show(phase, done, navigations, f"delivered {delivered}")
 
@@ -258,6 +262,11 @@ def summarize(
         "errors": total("errors"),
         "correct_after": total("correct_after"),
         "latency_ms": report.latency_summary(latencies),
+        # When the slowest updates arrived, to tell a stall from a slow floor.
+        "slowest": sorted(
+            (pair for result in results for pair in result["slowest"]),
+            key=lambda pair: -pair[1],
+        )[:200],
         "bytes_per_navigation": (total("bytes_in") + total("bytes_out")) / navigations,
         "message_bytes": total("payload_bytes") / max(1, delivered),
         "delivered_per_second": delivered / send_seconds,
