@@ -19,6 +19,7 @@ monkey.patch_all()
 
 import json  # noqa: E402
 import os  # noqa: E402
+import socket  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
@@ -43,6 +44,9 @@ def serve(port: int) -> None:
             start_response("404 Not Found", [("Content-Type", "text/plain")])
             return [b"websocket only\n"]
 
+        # As Dibs does: without it, the tight loop's small writes to one
+        # connection would be coalesced, and the ceiling would flatter itself.
+        ws.handler.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         clients.append(ws)
         while True:
             message = ws.receive()
