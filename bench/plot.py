@@ -64,6 +64,7 @@ def draw(results: dict[str, Any], directory: Path, prefix: str = "bench") -> lis
             xlabel="agents", ylabel="server RSS per connection (KB)", xscale="log"
         )
         memory.set_title("resident memory per connection")
+        memory.set_ylim(bottom=0)
         memory.axhline(40, color="grey", linestyle=":", label="target 40 KB")
         for axes in (latency, memory):
             axes.grid(True, which="both", alpha=0.3)
