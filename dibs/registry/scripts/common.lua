@@ -377,6 +377,19 @@ local function change_state(sid, connection, state)
   touch(key, most_active(viewer.tabs) ~= before)
 end
 
+-- Forget a connection that is gone, if it is known; its user stays present
+-- on its page for the grace period, counted from ``at``.
+local function drop(sid, at)
+  local connection = load_connection(sid)
+  if connection == nil then
+    return
+  end
+  if connection.page then
+    detach(sid, connection, at, true)
+  end
+  forget_connection(sid, connection)
+end
+
 -- Disconnect every connection of a process that stopped beating.  Their
 -- grace counts from ``last_beat`` (the last heartbeat, on the caller's
 -- clock), the last moment the process was known to be alive, so they are
@@ -384,13 +397,7 @@ end
 local function reap(process, last_beat)
   local sids = redis.call("SMEMBERS", P .. "process:" .. process)
   for _, sid in ipairs(sids) do
-    local connection = load_connection(sid)
-    if connection then
-      if connection.page then
-        detach(sid, connection, last_beat, true)
-      end
-      forget_connection(sid, connection)
-    end
+    drop(sid, last_beat)
   end
   redis.call("DEL", P .. "process:" .. process)
   redis.call("ZREM", P .. "processes", process)

@@ -8,13 +8,7 @@
 beat()
 
 for _, sid in ipairs(ARGS.gone) do
-  local connection = load_connection(sid)
-  if connection then
-    if connection.page then
-      detach(sid, connection, NOW, true)
-    end
-    forget_connection(sid, connection)
-  end
+  drop(sid, NOW)
 end
 
 for _, wanted in ipairs(ARGS.live) do

@@ -1,13 +1,7 @@
 -- A process that stops cleanly drops its connections at once, with the
 -- usual grace, rather than waiting to be declared dead: ARGS {}.
 for _, sid in ipairs(redis.call("SMEMBERS", P .. "process:" .. PROCESS)) do
-  local connection = load_connection(sid)
-  if connection then
-    if connection.page then
-      detach(sid, connection, NOW, true)
-    end
-    forget_connection(sid, connection)
-  end
+  drop(sid, NOW)
 end
 redis.call("DEL", P .. "process:" .. PROCESS)
 redis.call("ZREM", P .. "processes", PROCESS)
