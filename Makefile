@@ -33,7 +33,7 @@ lint: $(VENV)/.dev
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache
 
-# The benchmark (docs/benchmarks.md): the full suite takes about 15 minutes and
+# The benchmark (docs/benchmarks.md): the full suite takes about 12 minutes and
 # wants a quiet machine; bench-small is the quick configuration CI runs.
 .PHONY: bench bench-small
 
