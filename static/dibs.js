@@ -115,10 +115,10 @@
   class DibsClient {
     constructor(url, who, options) {
       const io = findIo(options);
+      this.user = who.token ? null : who.user || null;
       const auth = who.token
-        ? { token: who.token }
+        ? (send) => this.fetchToken(who.token).then((token) => send({ token }))
         : { user: who.user, name: who.name || who.user };
-      this.user = who.token ? userOfToken(who.token) : who.user || null;
       this.page = null;
       this.pageKey = null;
       this.state = "viewing";
@@ -241,6 +241,23 @@
       }
       this.ready.resolve();
       this.setStatus("connected");
+    }
+
+    // A token may be a string, or a function returning one (or a Promise of
+    // one), asked again at every connection so that an expiring token can be
+    // replaced before a reconnection presents it.
+    fetchToken(source) {
+      const pending = typeof source === "function" ? source() : source;
+      return Promise.resolve(pending).then(
+        (token) => {
+          this.user = userOfToken(token);
+          return token;
+        },
+        (error) => {
+          console.error("dibs.js: the token function failed", error);
+          return "";
+        },
+      );
     }
 
     lost(reason) {

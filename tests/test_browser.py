@@ -311,6 +311,31 @@ def test_test_page_speaks_for_its_token_and_shows_a_bad_one_refused(
     expect(forged.locator("#status")).to_have_text("refused (unauthorized)")
 
 
+def test_a_token_function_is_asked_again_at_every_reconnection(
+    tabs: Any, start_server: Callable[..., DibsProcess]
+) -> None:
+    server = start_server({**SETTINGS, "DIBS_SECRET": SECRET})
+    tokens = [mint(SECRET, "alice", "Alice"), mint(SECRET, "alice", "Alice Again")]
+    tab = tabs("/", server)
+
+    tab.evaluate(
+        """(tokens) => {
+            window.asked = 0;
+            window.client = Dibs.connect("", {
+                token: () => Promise.resolve(tokens[Math.min(window.asked++, 1)]),
+            });
+        }""",
+        tokens,
+    )
+    tab.wait_for_function("client.status === 'connected' && client.user === 'alice'")
+    first = tab.evaluate("client.visit('booking:1').then((p) => p.viewers[0].name)")
+    tab.evaluate("client.socket.io.engine.close()")
+    tab.wait_for_function("asked === 2 && client.status === 'connected'")
+    second = tab.evaluate("client.visit('booking:1').then((p) => p.viewers[0].name)")
+
+    assert (first, second) == ("Alice", "Alice Again")
+
+
 # The board's rendering is under test here, fed in the page itself.
 @pytest.mark.memory_only
 def test_monitor_keeps_hundreds_of_rows_and_updates_them_in_place(
