@@ -343,7 +343,8 @@
     }
 
     resync() {
-      this.setStatus("connected");
+      // "connected" only once the snapshot is in: until then the board is
+      // not whole.
       request(this.socket, this.timeout, "snapshot", {}).then((reply) => {
         this.pages.clear();
         this.stamps.clear();
@@ -352,6 +353,7 @@
           this.stamps.set(presence.page, presence.version);
         }
         this.listeners.fire("pages", { reset: true, changed: reply.pages, gone: [] });
+        this.setStatus("connected");
       }).catch((error) => this.setStatus("error", error.message));
     }
 
