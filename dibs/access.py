@@ -29,13 +29,7 @@ def require_api_key() -> None:
     """
     if is_api_key(presented_key(), current_app.extensions["dibs"].settings.api_key):
         return
-    logger.warning(
-        "refused %s %s from %s: bad or missing API key",
-        request.method,
-        request.path,
-        request.remote_addr,
-    )
-    raise Unauthorized("send the API key as 'Authorization: Bearer <key>'")
+    refuse("send the API key as 'Authorization: Bearer <key>'")
 
 
 def is_api_key(presented: Any, api_key: str) -> bool:
@@ -58,13 +52,18 @@ def require_monitor_key() -> str:
     key = presented_key() or request.args.get("key", "")
     if is_api_key(key, current_app.extensions["dibs"].settings.api_key):
         return key
+    refuse("open the monitor as /monitor?key=<API key>")
+
+
+def refuse(advice: str) -> None:
+    """Log the current request's refusal once and raise :class:`Unauthorized`."""
     logger.warning(
         "refused %s %s from %s: bad or missing API key",
         request.method,
         request.path,
         request.remote_addr,
     )
-    raise Unauthorized("open the monitor as /monitor?key=<API key>")
+    raise Unauthorized(advice)
 
 
 def monitor_allowed(auth: Any, api_key: str) -> bool:

@@ -59,10 +59,9 @@ BAD_VALUES = {
 }
 
 
-@pytest.mark.parametrize(("variable", "value"), BAD_VALUES.items(), ids=BAD_VALUES)
-def test_a_bad_value_stops_the_server_with_one_line_naming_it(variable, value):
-    env = {**os.environ, "PORT": "0", variable: value}
-    result = subprocess.run(
+def start_and_fail(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Run ``python wsgi.py`` with ``env``, expecting it to stop at start."""
+    return subprocess.run(
         [sys.executable, "wsgi.py"],
         cwd=ROOT,
         env=env,
@@ -70,6 +69,12 @@ def test_a_bad_value_stops_the_server_with_one_line_naming_it(variable, value):
         text=True,
         timeout=30,
     )
+
+
+@pytest.mark.parametrize(("variable", "value"), BAD_VALUES.items(), ids=BAD_VALUES)
+def test_a_bad_value_stops_the_server_with_one_line_naming_it(variable, value):
+    env = {**os.environ, "PORT": "0", variable: value}
+    result = start_and_fail(env)
 
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
@@ -80,14 +85,7 @@ def test_a_bad_value_stops_the_server_with_one_line_naming_it(variable, value):
 def test_a_query_token_without_a_secret_stops_the_server():
     env = {**os.environ, "PORT": "0", "DIBS_ALLOW_QUERY_TOKEN": "true"}
     env.pop("DIBS_SECRET", None)
-    result = subprocess.run(
-        [sys.executable, "wsgi.py"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = start_and_fail(env)
 
     assert result.returncode == 1
     assert result.stderr.startswith("dibs: DIBS_ALLOW_QUERY_TOKEN is on")
